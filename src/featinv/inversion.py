@@ -112,6 +112,7 @@ class Inversion:
                               f"--layers (see `featinv layers {self.model.name}`)")
         self.requests = parse_layers(list(layer_spec))
         self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
+        self.config = config = config.replace(layers=self.layers)  # resolved, for config.yaml
         self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
         self.target = load_target(config.image, config.size).to(self.device)
         with torch.no_grad(), frozen(self.model.module):

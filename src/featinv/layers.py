@@ -205,7 +205,7 @@ def resolve(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
         else:
             valid = list(table) + nodes
             hint = did_you_mean(name, valid)
-            if getattr(model, "featinv_layer_hint", ""):
+            if getattr(model, "featinv_layer_hint", "") and name.startswith(("fc", "relu6", "relu7")):
                 hint += f" Note: {model.featinv_layer_hint}."
             shown = ", ".join(list(table)[:40] or nodes[:40])
             raise LayerError(

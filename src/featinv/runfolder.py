@@ -146,9 +146,11 @@ def _stored_result(folder: Path, config: InvertConfig) -> Result:
                   history, summary, config, folder, paths)
 
 
-def _differences(a: InvertConfig, b: InvertConfig) -> list[str]:
-    da, db = a.to_dict(), b.to_dict()
-    return [f"{k}: {da[k]!r} (folder) vs {db[k]!r} (given)" for k in da if da[k] != db[k]]
+def _differences(stored: InvertConfig, given: InvertConfig) -> list[str]:
+    """Keys where ``given`` differs; a key left at None in ``given`` means 'as resolved'."""
+    da, db = stored.to_dict(), given.to_dict()
+    return [f"{k}: {da[k]!r} (folder) vs {db[k]!r} (given)" for k in da
+            if db[k] is not None and da[k] != db[k]]
 
 
 def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,

@@ -1,0 +1,199 @@
+"""The command line: a thin layer over the library.
+
+Only argparse is imported at start, so ``featinv --help`` answers at once; torch loads when
+work starts. Errors from bad input print one line and exit 2 (traceback with ``--debug``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+# CLI option -> config field, for the options that map one-to-one.
+CONFIG_OPTIONS = {
+    "model": (str, "network: vgg16_offline (default), efficientnet_lite0_offline, a torchvision name, or a .onnx file"),
+    "weights": (str, "torchvision weights enum (DEFAULT, IMAGENET1K_V1), a local .pth file, or 'none' (random init)"),
+    "layers": (str, "comma-separated layer names, each optionally NAME:WEIGHT (e.g. conv3_1,fc6:2)"),
+    "size": (int, "square input size in pixels (default 128)"),
+    "steps": (int, "optimisation steps (default 200)"),
+    "lr": (float, "base learning rate (default 0.05)"),
+    "schedule": (str, "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"),
+    "optimizer": (str, "adam (default) | sgd | lbfgs"),
+    "momentum": (float, "SGD momentum (default 0.9)"),
+    "tv": (float, "total-variation weight (default 0.5; TV is a per-pixel mean)"),
+    "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
+    "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
+    "alpha_norm": (float, "alpha-norm weight (default 0)"),
+    "alpha": (float, "alpha-norm exponent (default 6)"),
+    "init": (str, "noise (seeded, default) | grey | path to an image"),
+    "seed": (int, "random seed (default 0)"),
+    "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
+    "device": (str, "auto (default) | cpu | cuda | cuda:N"),
+    "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inversion options (override --config)")
+    for name, (kind, help_text) in CONFIG_OPTIONS.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                           help=help_text)
+    group.add_argument("--config", type=Path, help="YAML file of options; command-line options win")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="featinv", description="Reconstruct images from a network's features "
+                                    "(Mahendran & Vedaldi 2015).")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--version", action="version", version=f"featinv {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    inv = sub.add_parser("invert", help="reconstruct an image from its features",
+                         description="Reconstruct IMAGE from a network's features at the given layers. "
+                                     "IMAGE is a file or skimage:NAME (e.g. skimage:chelsea).")
+    inv.add_argument("image", nargs="?", help="image file or skimage:NAME (default from --config, "
+                                              "or skimage:chelsea)")
+    _add_config_options(inv)
+    inv.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
+    inv.add_argument("--resume", action="store_true", help="continue the run in --out")
+    inv.add_argument("--quiet", action="store_true", help="no progress bar, only errors")
+    inv.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    lay = sub.add_parser("layers", help="list a model's layer names, aliases and output shapes")
+    lay.add_argument("model", nargs="?", default="vgg16_offline")
+    lay.add_argument("--weights", default="none",
+                     help="weights to load (default none: shapes do not depend on them)")
+    lay.add_argument("--size", type=int, default=224, help="input size for the shapes (default 224)")
+    lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
+    lay.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    sub.add_parser("models", help="list the available models")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from .config import from_dict, read_yaml
+
+    explicit = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    if args.image is not None:
+        explicit["image"] = args.image
+    base = read_yaml(args.config) if args.config else {}
+    return base, explicit, from_dict({**base, **explicit},
+                                     where=str(args.config) if args.config else "options")
+
+
+def _default_out(config: Any) -> Path:
+    from .runfolder import new_folder_name
+
+    image = config.image.split(":", 1)[1] if config.image.startswith("skimage:") else Path(config.image).stem
+    model = Path(config.model).stem
+    layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else "default"
+    safe = "".join(c if c.isalnum() or c in "-_+." else "-" for c in f"{image}_{model}_{layers}")
+    return new_folder_name(Path("runs"), safe[:100])
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    from .runfolder import CONFIG, run_in_folder, stored_config
+
+    if args.resume:
+        if args.out is None:
+            raise _usage("--resume needs --out RUN_FOLDER (the run to continue)")
+        if not (args.out / CONFIG).is_file():
+            from .errors import RunFolderError
+            raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder "
+                                 f"with {CONFIG}")
+        _, explicit, _ = _config_from_args(args) if (args.config or _any_option(args)) else ({}, {}, None)
+        config = stored_config(args.out).replace(**explicit)
+        out = args.out
+    else:
+        _, _, config = _config_from_args(args)
+        out = args.out or _default_out(config)
+    result = run_in_folder(config, out, resume=args.resume, quiet=args.quiet)
+    s = result.summary
+    if not args.quiet or result.status != "done":
+        errors = ", ".join(f"{k} {v:.4f}" for k, v in s["feature_error"].items())
+        print(f"{result.status}: {s['steps']} steps, PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
+              f"feature error {errors}, {s['seconds_per_step'] * 1000:.0f} ms/step "
+              f"[{s['model']}]")
+        print(f"run folder: {out}")
+    if result.status == "interrupted":
+        print(f"interrupted: resume with `featinv invert --resume --out {out}`", file=sys.stderr)
+        return 130
+    if result.status == "diverged":
+        print(f"diverged: {s.get('message', '')}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _any_option(args: argparse.Namespace) -> bool:
+    return args.image is not None or any(getattr(args, k) is not None for k in CONFIG_OPTIONS)
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from .layers import aliases, describe
+    from .models import load_model
+
+    model = load_model(args.model, args.weights)
+    rows = describe(model.module, args.size)
+    alias_names = set(aliases(model.module))
+    shown = rows if args.all or not alias_names else rows[:len(alias_names)]
+    width = max(len(r[0]) for r in shown)
+    node_width = max(len(r[1]) for r in shown)
+    print(f"# {model.label}: {len(alias_names)} aliases, {len(rows) - len(alias_names)} graph nodes; "
+          f"output shapes for a {args.size}x{args.size} input" + ("" if args.all else " (--all for every node)"))
+    for name, node, shape in shown:
+        print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape))}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import OFFLINE_MODELS, available_models
+
+    for name in available_models():
+        print(name + ("  (offline ImageNet weights)" if name in OFFLINE_MODELS else ""))
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(message: str) -> _UsageError:
+    return _UsageError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handlers = {"invert": cmd_invert, "layers": cmd_layers, "models": cmd_models}
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:  # `featinv layers | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("featinv: interrupted", file=sys.stderr)
+        return 130
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        from .errors import FeatinvError
+        if args.debug or not isinstance(exc, FeatinvError):
+            raise
+        print(f"featinv: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

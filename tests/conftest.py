@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny fixed-weight networks for exact answers, the real offline networks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TinyNet(nn.Module):
+    """conv(3->2, 1x1, fixed weights) -> relu -> conv(2->1, 1x1) -> relu: features by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(2, 1, 1)
+        self.relu2 = nn.ReLU()
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, -1.0]]).view(2, 3, 1, 1))
+            self.conv1.bias.copy_(torch.tensor([0.0, 0.5]))
+            self.conv2.weight.copy_(torch.tensor([[1.0, 1.0]]).view(1, 2, 1, 1))
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu2(self.conv2(self.relu1(self.conv1(x))))
+
+
+@pytest.fixture
+def tiny_net() -> TinyNet:
+    return TinyNet().eval()
+
+
+@pytest.fixture(scope="session")
+def offline_vgg():
+    from featinv.models import load_model
+    return load_model("vgg16_offline")
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m featinv ARGS`` and capture its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "featinv", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kwargs)

@@ -1,0 +1,55 @@
+import torch
+from torch import nn
+from torchvision.models import resnet18, vgg16
+
+from featinv.extractor import FeatureExtractor, frozen
+
+
+def count_calls(modules):
+    calls = {id(m): 0 for m in modules}
+
+    def hook(module, inputs, output):
+        calls[id(module)] += 1
+    handles = [m.register_forward_hook(hook) for m in modules]
+    return calls, handles
+
+
+def test_layers_after_the_deepest_requested_one_never_run():
+    model = vgg16().eval()
+    before, after = list(model.features[:10]), list(model.features[10:]) + list(model.classifier)
+    extractor = FeatureExtractor(model, ["conv2_1", "relu2_2"])  # relu2_2 = features.8
+    calls, _ = count_calls(before + after)  # after tracing: count real calls only
+    extractor(torch.zeros(1, 3, 32, 32))
+    assert all(calls[id(m)] == 1 for m in before[:9])
+    assert all(calls[id(m)] == 0 for m in before[9:] + after)
+
+
+def test_resnet_truncation_skips_later_stages():
+    model = resnet18().eval()
+    extractor = FeatureExtractor(model, ["res3"])
+    ran = [model.layer1[0].conv1, model.layer2[0].conv2]  # res3 = the first block of layer2
+    skipped = [model.layer2[1].conv1, model.layer3[0].conv1, model.layer4[1].conv2, model.fc]
+    calls, _ = count_calls(ran + skipped)
+    extractor(torch.zeros(1, 3, 32, 32))
+    assert [calls[id(m)] for m in ran] == [1, 1]
+    assert [calls[id(m)] for m in skipped] == [0, 0, 0, 0]
+
+
+def test_features_match_the_plain_model():
+    model = vgg16().eval()
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(FeatureExtractor(model, ["pool2"])(x)["pool2"], model.features[:10](x))
+
+
+def test_two_names_for_one_node():
+    out = FeatureExtractor(resnet18().eval(), ["res2", "layer1"])(torch.zeros(1, 3, 32, 32))
+    assert torch.equal(out["res2"], out["layer1"])
+
+
+def test_frozen_restores_mode_and_grad_flags():
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+    model[0].weight.requires_grad_(False)
+    with frozen(model):
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.training and model[1].training
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]

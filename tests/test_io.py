@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from featinv.errors import ImageError
+from featinv.io import load_target, read_image, save_image, write_text
+
+
+def test_sample_photo():
+    x = read_image("skimage:chelsea")
+    assert x.shape == (3, 300, 451) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ImageError, match="chelsea"):
+        read_image("skimage:chelsee")
+
+
+def test_grey_rgba_palette_and_16_bit_are_converted(tmp_path):
+    Image.new("L", (4, 3), 128).save(tmp_path / "grey.png")
+    Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(tmp_path / "clear.png")   # fully transparent
+    Image.new("P", (4, 3), 0).save(tmp_path / "palette.png")
+    Image.fromarray(np.full((3, 4), 65535, dtype=np.uint16)).save(tmp_path / "deep.png")
+    grey, clear, palette, deep = (read_image(tmp_path / n) for n in ("grey.png", "clear.png", "palette.png", "deep.png"))
+    assert grey.shape == (3, 3, 4) and torch.allclose(grey, torch.full_like(grey, 128 / 255))
+    assert torch.allclose(clear, torch.ones_like(clear))  # transparent -> white
+    assert palette.shape == (3, 3, 4)
+    assert torch.allclose(deep, torch.ones_like(deep))  # 16-bit full scale -> 1.0, not clipped
+
+
+def test_missing_corrupt_and_folder_inputs_are_clear_errors(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"not really a jpeg")
+    with pytest.raises(ImageError, match="not found"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="unreadable or corrupt"):
+        read_image(tmp_path / "bad.jpg")
+    with pytest.raises(ImageError, match="a folder"):
+        read_image(tmp_path)
+
+
+def test_huge_image_is_resized_and_the_file_untouched(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (6000, 4000), (10, 200, 30)).save(path)
+    before = path.read_bytes()
+    x = load_target(path, 64)
+    assert x.shape == (3, 64, 64) and abs(x[1].mean().item() - 200 / 255) < 1e-3
+    assert path.read_bytes() == before
+
+
+def test_save_roundtrip_is_atomic(tmp_path):
+    x = torch.rand(3, 8, 8)
+    save_image(x, tmp_path / "a" / "x.png")
+    assert torch.allclose(read_image(tmp_path / "a" / "x.png"), x, atol=1 / 255)
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.png"]  # no temporary left
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "f.txt"
+    write_text(path, "old")
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_text(path, "new")
+    assert path.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
