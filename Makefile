@@ -5,7 +5,7 @@ VENV = $(shell bash scripts/venv.sh)
 
 .PHONY: demo test bench
 demo:  ## set up, then invert skimage's chelsea with the offline ImageNet VGG16 and print the run folder
-	$(VENV)/bin/featinv invert skimage:chelsea --out $$(mktemp -d runs/demo-XXXX 2>/dev/null || (mkdir -p runs && mktemp -d runs/demo-XXXX))/run
+	$(VENV)/bin/featinv invert skimage:chelsea
 
 test:  ## set up, then run the whole test suite (CPU, offline)
 	$(VENV)/bin/python -m pytest -q tests

@@ -268,10 +268,14 @@ def _sigint_stops(run: Inversion) -> Iterator[None]:
 
 
 def invert(image: str | None = None, *, config: InvertConfig | None = None,
-           model: LoadedModel | None = None, out: str | Path | None = None,
+           model: str | LoadedModel | torch.nn.Module | None = None, out: str | Path | None = None,
            resume: bool = False, callbacks: Sequence[Callback] = (), quiet: bool = True,
            **options: Any) -> Result:
     """Reconstruct ``image`` from a network's features. Keyword options are config fields.
+
+    ``model`` is a registry name (see :func:`featinv.models.load_model`), a loaded model, or
+    any ``nn.Module`` of your own (preprocessing then defaults to torchvision's ImageNet one;
+    set ``preprocess=...`` otherwise).
 
     With ``out``, the run is written to that folder (config, log, snapshots, final image,
     summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
@@ -283,6 +287,13 @@ def invert(image: str | None = None, *, config: InvertConfig | None = None,
     from .config import from_dict
 
     base = config.to_dict() if config else {}
+    if isinstance(model, str):
+        options["model"], model = model, None
+    elif isinstance(model, torch.nn.Module):
+        from .preprocess import PRESETS
+        model = LoadedModel(model, PRESETS["imagenet"], type(model).__name__, "user module", True)
+    if isinstance(model, LoadedModel):
+        options.setdefault("model", model.name)
     if image is not None:
         options["image"] = image
     config = from_dict({**base, **options})

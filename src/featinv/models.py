@@ -168,9 +168,11 @@ def _load_torchvision(name: str, weights: str | None) -> LoadedModel:
                          f"path to an .onnx file.{did_you_mean(name, known)}")
     weights = weights or "DEFAULT"
     if weights.lower() in RANDOM_WEIGHTS:
-        model = get_model(name, weights=None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same random network every time: runs stay reproducible
+            model = get_model(name, weights=None)
         return LoadedModel(model, PRESETS["imagenet"], name, "none", False,
-                           "random initialisation: no pretrained weights")
+                           "random initialisation (seeded, no pretrained weights)")
     if Path(weights).suffix in (".pth", ".pt", ".bin", ".safetensors") or Path(weights).is_file():
         return _load_local_weights(name, Path(weights))
     enum = get_model_weights(name)

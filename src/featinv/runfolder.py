@@ -179,8 +179,8 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
             return _stored_result(folder, stored)
         if (folder / CHECKPOINT).is_file():
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+    run = Inversion(config, model)  # checks the image, model and layers before creating anything
     check_writable(folder)
-    run = Inversion(config, model)
     if state is not None:
         run.load_state_dict(state)
     if not quiet:

@@ -1,0 +1,127 @@
+"""The command line end to end, in subprocesses, as a user runs it."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+
+TINY = ["--model", "resnet18", "--weights", "none", "--layers", "res2", "--size", "32"]
+
+
+def test_help_needs_no_torch():
+    out = subprocess.run([sys.executable, "-c", "import sys; from featinv.cli import main; "
+                          "sys.argv=['featinv','invert','--help']\ntry: main()\nexcept SystemExit: pass\n"
+                          "print('torch' in sys.modules)"], capture_output=True, text=True)
+    assert "--layers" in out.stdout and out.stdout.strip().endswith("False")
+
+
+def test_invert_writes_a_run_folder(tmp_path):
+    proc = run_cli("invert", "skimage:chelsea", *TINY, "--steps", "10", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "PSNR" in proc.stdout and str(tmp_path / "run") in proc.stdout
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "done"
+
+
+def test_config_file_with_command_line_override(tmp_path):
+    (tmp_path / "c.yaml").write_text("model: resnet18\nweights: none\nlayers: res1\nsize: 32\nsteps: 6\nlr: 1e-2\n")
+    proc = run_cli("invert", "skimage:coffee", "--config", str(tmp_path / "c.yaml"), "--steps", "3",
+                   "--out", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    written = (tmp_path / "run" / "config.yaml").read_text()
+    assert "steps: 3" in written and "lr: 0.01" in written and "image: skimage:coffee" in written
+
+
+@pytest.fixture
+def bad_images(tmp_path):
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["invert", "{tmp}/missing.jpg"], "image not found"),
+    (["invert", "{tmp}/corrupt.png"], "unreadable or corrupt"),
+    (["invert", "skimage:chelsea", "--model", "resnet_18"], "Did you mean 'resnet18'"),
+    (["invert", "skimage:chelsea", "--layers", "relu3-3"], "Did you mean 'relu3_3'"),
+    (["invert", "skimage:chelsea", "--model", "resnet18", "--weights", "IMAGENET2K"], "unknown weights"),
+    (["invert", "skimage:chelsea", "--lr", "nan"], "lr must be"),
+    (["invert", "skimage:chelsea", "--lr", "-1"], "lr must be"),
+    (["invert", "skimage:chelsea", "--steps", "0"], "steps must be"),
+    (["invert", "skimage:chelsea", "--size", "-3"], "size must be"),
+    (["invert", "skimage:chelsea", "--config", "{tmp}/nope.yaml"], "config file not found"),
+    (["invert", "skimage:chelsea", "--optimizer", "adamw"], "optimizer must be"),
+    (["invert", "skimage:chelsea", "--schedule", "linear"], "unknown schedule"),
+    (["layers", "vgg_16"], "Did you mean 'vgg16'"),
+])
+def test_bad_input_is_one_clear_line(bad_images, args, expected):
+    proc = run_cli(*[a.replace("{tmp}", str(bad_images)) for a in args], "--out" if args[0] == "invert" else "--debug", *(
+        [str(bad_images / "out")] if args[0] == "invert" else []))
+    if args[0] == "layers":  # ran with --debug: the traceback is shown
+        assert proc.returncode != 0 and "Traceback" in proc.stderr and expected in proc.stderr
+        return
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("featinv: error:") and expected in proc.stderr
+    assert not (bad_images / "out").exists()  # nothing created for a run that never started
+
+
+def test_bad_config_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("learning_rate: 0.1\n")
+    proc = run_cli("invert", "--config", str(tmp_path / "c.yaml"))
+    assert proc.returncode == 2 and "unknown key 'learning_rate'" in proc.stderr
+
+
+def test_odd_images_are_converted(tmp_path):
+    Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).save(tmp_path / "deep.png")
+    Image.new("LA", (50, 40), (90, 128)).save(tmp_path / "grey_alpha.png")
+    for name in ("deep.png", "grey_alpha.png"):
+        proc = run_cli("invert", str(tmp_path / name), *TINY, "--steps", "2", "--out", str(tmp_path / name[:-4]), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_existing_out_folder_is_refused_then_resumed(tmp_path):
+    out = str(tmp_path / "run")
+    assert run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", out, "--quiet").returncode == 0
+    again = run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", out)
+    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    resumed = run_cli("invert", "--resume", "--out", out)
+    assert resumed.returncode == 0 and "done" in resumed.stdout
+
+
+def test_default_out_folders_are_new_each_time(tmp_path):
+    for _ in range(2):
+        assert run_cli("invert", "skimage:chelsea", *TINY, "--steps", "2", "--quiet", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "chelsea_resnet18_res2", "chelsea_resnet18_res2-2"]
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu2_2",
+            "--size", "64", "--steps", "400", "--snapshot-every", "5", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 400
+    resumed = run_cli("invert", "--resume", "--out", str(out), "--steps", "400", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    final = json.loads((out / "summary.json").read_text())
+    assert final["status"] == "done" and final["steps"] == 400
+
+
+def test_layers_command_lists_aliases_with_shapes():
+    proc = run_cli("layers", "resnet18", "--size", "64")
+    assert proc.returncode == 0
+    rows = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()[1:]}
+    assert rows["res2"] == "64x16x16" and rows["middle1"] == "64x16x16" and rows["fc"] == "1000"

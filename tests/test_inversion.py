@@ -1,0 +1,109 @@
+import pytest
+import torch
+from torch import nn
+
+from featinv.callbacks import StopAfter
+from featinv.config import InvertConfig
+from featinv.inversion import Inversion, invert
+from featinv.metrics import psnr
+
+
+@pytest.mark.slow
+def test_offline_vgg16_reconstructs_chelsea_sharply(offline_vgg):
+    """The real ImageNet VGG16 at relu3_3 keeps nearly everything: a near-photographic result."""
+    result = invert("skimage:chelsea", model=offline_vgg, layers="relu3_3", size=128, steps=200, lr=0.05)
+    assert result.status == "done" and result.steps == 200
+    assert result.summary["psnr"] >= 20.0
+    assert result.summary["feature_error"]["relu3_3"] < 0.05
+    assert result.history[-1]["loss"] < 0.2 * result.history[0]["loss"]
+
+
+def test_offline_efficientnet_gives_a_recognisable_reconstruction():
+    start = invert("skimage:chelsea", model="efficientnet_lite0_offline", layers="stage2", size=128, steps=1, tv=2.0)
+    result = invert("skimage:chelsea", model="efficientnet_lite0_offline", layers="stage2", size=128, steps=120, tv=2.0)
+    assert result.summary["psnr"] >= 18.0 and result.summary["ssim"] >= 0.4
+    assert result.summary["ssim"] > start.summary["ssim"] + 0.3
+
+
+def test_same_seed_same_result_and_seeds_differ():
+    options = dict(model="resnet18", weights="none", layers="res2", size=32, steps=5)
+    a, b, c = invert(seed=1, **options), invert(seed=1, **options), invert(seed=2, **options)
+    assert torch.equal(a.image, b.image) and not torch.equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "step:every=2,gamma=0.5"), ("lbfgs", "constant"),
+                                                ("adam", "cosine:warmup=2")])
+def test_every_optimizer_lowers_the_loss(offline_vgg, optimizer, schedule):
+    lr = {"sgd": 2.0, "lbfgs": 0.5, "adam": 0.05}[optimizer]
+    result = invert("skimage:chelsea", model=offline_vgg, layers="relu2_2", size=32, steps=8,
+                    optimizer=optimizer, lr=lr, schedule=schedule, momentum=0.9)
+    assert result.status == "done"
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_schedule_sets_the_logged_lr():
+    result = invert("skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32,
+                    steps=4, lr=0.1, schedule="piecewise:2x1,2x0.1")
+    assert [round(r["lr"], 6) for r in result.history] == [0.1, 0.1, 0.01, 0.01]
+
+
+def test_divergence_stops_and_keeps_the_last_good_image():
+    result = invert("skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32,
+                    steps=50, optimizer="sgd", lr=1e30, momentum=0, clamp=False, tv=0)
+    assert result.status == "diverged" and result.steps < 50
+    assert torch.isfinite(result.image).all()
+    assert "learning rate" in result.summary["message"]
+
+
+def test_multi_layer_weighted_loss_and_alpha_norm(offline_vgg):
+    result = invert("skimage:chelsea", model=offline_vgg, layers="conv1_1:0.5,pool2:2", size=32,
+                    steps=3, alpha_norm=1.0)
+    assert set(result.summary["feature_error"]) == {"conv1_1", "pool2"}
+    assert {"feat_conv1_1", "feat_pool2", "tv", "alpha"} <= set(result.history[0])
+    assert result.config.layers == ("conv1_1:0.5", "pool2:2")
+
+
+def test_init_grey_and_from_image(tmp_path):
+    from featinv.io import save_image
+    save_image(torch.rand(3, 40, 40), tmp_path / "start.png")
+    for init in ("grey", str(tmp_path / "start.png")):
+        assert invert("skimage:coffee", model="resnet18", weights="none", layers="res1", size=32,
+                      steps=1, init=init).status == "done"
+
+
+def test_model_mode_is_restored_after_a_run():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    invert("skimage:chelsea", model=net, layers="2", size=16, steps=2)
+    assert net.training and net[1].training and all(p.requires_grad for p in net.parameters())
+
+
+def test_stop_and_resume_in_memory_equals_uninterrupted():
+    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res2",),
+                          size=32, steps=12, lr=0.05)
+    full = Inversion(config).run()
+    first = Inversion(config)
+    partial = first.run([StopAfter(5)])
+    assert partial.status == "interrupted" and partial.steps == 5
+    second = Inversion(config, first.model)
+    second.load_state_dict(first.state_dict())
+    resumed = second.run()
+    assert resumed.steps == 12 and torch.equal(resumed.image, full.image)
+    assert len(resumed.history) == 12
+
+
+def test_onnx_model_features_match_torch(tmp_path):
+    from torchvision.models import resnet18
+
+    from featinv.extractor import FeatureExtractor
+    from featinv.models import load_model
+    net = resnet18().eval()
+    path = tmp_path / "r18.onnx"
+    torch.onnx.export(net, torch.randn(1, 3, 64, 64), str(path), opset_version=17, dynamo=False)
+    loaded = load_model(str(path))
+    x = torch.rand(2, 3, 64, 64)
+    onnx_features = FeatureExtractor(loaded.module, ["/layer1/layer1.0/relu_1/Relu"])(x)
+    torch_features = FeatureExtractor(net, ["res1"])(x)
+    assert torch.allclose(onnx_features["/layer1/layer1.0/relu_1/Relu"], torch_features["res1"], atol=1e-5)
+    result = invert("skimage:chelsea", model=str(path), layers="/layer2/layer2.0/relu/Relu", size=64, steps=3)
+    assert result.status == "done" and result.history[-1]["loss"] < result.history[0]["loss"]
+    assert psnr(result.image, result.target) > 0

@@ -1,0 +1,73 @@
+import time
+
+import pytest
+import torch
+
+from featinv.errors import ModelError, WeightsUnavailableError
+from featinv.io import load_target
+from featinv.models import load_model
+
+
+def test_offline_vgg16_is_frozen_and_uses_caffe_preprocessing(offline_vgg):
+    assert offline_vgg.pretrained and offline_vgg.default_layer == "relu3_3"
+    assert offline_vgg.preprocess.bgr and offline_vgg.preprocess.scale == 255
+    assert not offline_vgg.module.training
+    assert not any(p.requires_grad for p in offline_vgg.module.parameters())
+    first = offline_vgg.module.features[0].weight
+    assert first.shape == (64, 3, 3, 3) and 0.1 < first.abs().max() < 2  # real, not default init
+
+
+def test_offline_efficientnet_classifies_a_cat():
+    model = load_model("efficientnet_lite0_offline")
+    x = model.preprocess(load_target("skimage:chelsea", 224)[None])
+    with torch.no_grad():
+        top3 = model.module(x).topk(3).indices[0].tolist()
+    assert set(top3) & {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+
+
+def test_unknown_model_and_weights_are_clear_errors():
+    with pytest.raises(ModelError, match="resnet18"):
+        load_model("resnet_18")
+    with pytest.raises(ModelError, match="IMAGENET1K_V1"):
+        load_model("resnet18", weights="IMAGENET_V9")
+    with pytest.raises(ModelError, match="not found"):
+        load_model("resnet18", weights="/nowhere/weights.pth")
+
+
+def test_download_fails_fast_with_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as err:
+        load_model("resnet18", weights="DEFAULT")
+    assert time.monotonic() - start < 30  # a generous bound: the point is it never hangs
+    message = str(err.value)
+    assert "resnet18-" in message and str(tmp_path / "checkpoints") in message
+
+
+def test_cached_torchvision_weights_load_offline(tmp_path, monkeypatch):
+    """With the file where torch.hub keeps it, the enum name works without a network."""
+    from torchvision.models import ResNet18_Weights, resnet18
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    name = ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    (tmp_path / "checkpoints").mkdir()
+    reference = resnet18()
+    torch.save(reference.state_dict(), tmp_path / "checkpoints" / name)
+    loaded = load_model("resnet18", weights="IMAGENET1K_V1")
+    assert loaded.pretrained and loaded.preprocess.std == pytest.approx((0.229, 0.224, 0.225))
+    assert torch.equal(loaded.module.conv1.weight, reference.conv1.weight)
+
+
+def test_local_weights_file(tmp_path):
+    from torchvision.models import resnet18
+    reference = resnet18()
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    loaded = load_model("resnet18", weights=str(tmp_path / "r18.pth"))
+    assert torch.equal(loaded.module.fc.weight, reference.fc.weight)
+    torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model("resnet18", weights=str(tmp_path / "bad.pth"))
+
+
+def test_random_weights_are_flagged():
+    model = load_model("vgg16_bn", weights="none")
+    assert not model.pretrained and model.label == "vgg16_bn (random init)"
