@@ -1,11 +1,11 @@
 # Two entry points for a fresh machine (see README): `make demo` and `make test`.
-# The virtual environment lives outside the clone, keyed by the dependency list (scripts/venv.sh).
+# scripts/venv.sh prints the path of the environment, building it outside the clone on first use.
 SHELL := /bin/bash
-VENV = $(shell bash scripts/venv.sh)
+.SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo test bench
+.PHONY: demo test
 demo:  ## set up, then invert skimage's chelsea with the offline ImageNet VGG16 and print the run folder
-	$(VENV)/bin/featinv invert skimage:chelsea
+	venv=$$(bash scripts/venv.sh) && "$$venv/bin/featinv" invert skimage:chelsea
 
 test:  ## set up, then run the whole test suite (CPU, offline)
-	$(VENV)/bin/python -m pytest -q tests
+	venv=$$(bash scripts/venv.sh) && "$$venv/bin/python" -m pytest -q

@@ -125,3 +125,25 @@ def test_layers_command_lists_aliases_with_shapes():
     assert proc.returncode == 0
     rows = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()[1:]}
     assert rows["res2"] == "64x16x16" and rows["middle1"] == "64x16x16" and rows["fc"] == "1000"
+
+
+def test_sweep_command_runs_the_small_example_and_resumes(tmp_path):
+    from conftest import ROOT
+    example = str(ROOT / "examples" / "sweep-small.yaml")
+    dry = run_cli("sweep", example, "--dry-run", "--out", str(tmp_path / "s"))
+    assert dry.returncode == 0 and "4 trials" in dry.stdout and not (tmp_path / "s").exists()
+    args = ["sweep", example, "--out", str(tmp_path / "s"), "--steps", "3", "--size", "32"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "4/4 trials finished" in first.stdout
+    assert len((tmp_path / "s" / "trials.csv").read_text().splitlines()) == 5
+    second = run_cli(*args)
+    assert second.stdout.count("[done earlier]") == 4
+
+
+def test_sweep_with_a_failing_trial_exits_non_zero(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: {model: resnet18, weights: none, size: 16, steps: 2}\n"
+                                     "grid: {layers: [res1, nope]}\n")
+    proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "1/2 trials finished, 1 failed" in proc.stdout
+    assert "unknown layer 'nope'" in proc.stdout

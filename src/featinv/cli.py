@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
     lay.add_argument("--debug", action="store_true", help="show full tracebacks")
 
+    sw = sub.add_parser("sweep", help="run a grid of inversions from a sweep file",
+                        description="Run every trial of SWEEP.yaml (base + grid + zip) into its own "
+                                    "run folder; re-running skips finished trials.")
+    sw.add_argument("sweep", type=Path, help="sweep YAML file (see examples/sweep-small.yaml)")
+    _add_config_options(sw)
+    sw.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep file name>)")
+    sw.add_argument("--dry-run", action="store_true", help="list the trials and exit")
+    sw.add_argument("--quiet", action="store_true", help="print only the summary")
+    sw.add_argument("--debug", action="store_true", help="show full tracebacks")
+
     sub.add_parser("models", help="list the available models")
     return parser
 
@@ -153,6 +163,35 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    overrides = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    if args.config:
+        raise _usage("sweep takes no --config: put shared options in the sweep file's base")
+    trials = sweep.load_sweep(args.sweep, overrides)
+    out = args.out or Path("runs") / args.sweep.stem
+    if args.dry_run:
+        for t in trials:
+            print(f"{t.name}  " + " ".join(f"{k}={v}" for k, v in t.params.items()))
+        print(f"{len(trials)} trials -> {out}/trials/")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    sweep.save_spec(out, args.sweep.read_text())
+
+    def report(o: "sweep.TrialOutcome") -> None:
+        if not args.quiet:
+            s = o.summary
+            metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
+            print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
+
+    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=report)
+    failed = sum(o.status == "failed" for o in outcomes)
+    print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
+          f"table: {out / 'trials.csv'}")
+    return 1 if failed else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import OFFLINE_MODELS, available_models
 
@@ -175,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"invert": cmd_invert, "layers": cmd_layers, "models": cmd_models}
+    handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`

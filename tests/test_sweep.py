@@ -1,0 +1,65 @@
+import csv
+
+import pytest
+
+from featinv.callbacks import StopAfter
+from featinv.errors import ConfigError
+from featinv.runfolder import run_in_folder
+from featinv.sweep import expand, run_sweep
+
+BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
+        "size": 16, "steps": 4}
+
+
+def test_grid_times_zip_with_readable_names():
+    trials = expand({"base": BASE, "grid": {"lr": [0.01, 0.1], "tv": [0, 1]},
+                     "zip": {"layers": ["res1", ["res2", "middle1"]], "seed": [1, 2]}})
+    assert len(trials) == 8
+    assert trials[0].name == "lr=0.01_tv=0_layers=res1_seed=1"
+    assert trials[-1].name == "lr=0.1_tv=1_layers=res2+middle1_seed=2"
+    assert trials[-1].config.layers == ("res2", "middle1") and trials[-1].config.lr == 0.1
+    assert trials[0].config.steps == 4 and trials[0].config.model == "resnet18"
+
+
+def test_overrides_sit_between_base_and_trial_parameters():
+    trials = expand({"base": BASE, "grid": {"lr": [0.5]}}, overrides={"steps": 9, "lr": 0.1})
+    assert trials[0].config.steps == 9 and trials[0].config.lr == 0.5
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"base": BASE, "grid": {"learning_rate": [1]}}, "unknown key 'learning_rate'"),
+    ({"base": BASE, "grids": {}}, "unknown section 'grids'"),
+    ({"base": BASE, "zip": {"lr": [1, 2], "tv": [1]}}, "one length"),
+    ({"base": BASE, "grid": {"lr": 0.1}}, "non-empty list"),
+    ({"base": BASE, "grid": {"lr": [0.1, -1]}}, "lr must be"),
+    ({"base": BASE, "grid": {"lr": [0.1]}, "zip": {"lr": [0.2]}}, "both grid and zip"),
+])
+def test_bad_sweeps_fail_before_running(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(spec)
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    trials = expand({"base": BASE, "grid": {"layers": ["res1", "res99", "middle2"]}})
+    outcomes = run_sweep(trials, tmp_path)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    table = rows(tmp_path / "trials.csv")
+    assert [r["status"] for r in table] == ["done", "failed", "done"]
+    assert "unknown layer 'res99'" in table[1]["error"] and float(table[0]["psnr"]) > 0
+    assert table[0]["layers"] == "res1" and float(table[2]["seconds_per_step"]) > 0
+
+
+def test_rerun_skips_finished_and_resumes_interrupted_trials(tmp_path):
+    trials = expand({"base": BASE, "grid": {"lr": [0.01, 0.1]}})
+    run_in_folder(trials[1].config, tmp_path / "trials" / trials[1].name, callbacks=[StopAfter(2)])
+    first = run_sweep(trials[:1], tmp_path)
+    assert not first[0].reused
+    again = run_sweep(trials, tmp_path)
+    assert [o.reused for o in again] == [True, False]
+    assert [o.status for o in again] == ["done", "done"] and again[1].summary["steps"] == 4
+    assert len(rows(tmp_path / "trials.csv")) == 2
