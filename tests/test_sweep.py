@@ -63,3 +63,44 @@ def test_rerun_skips_finished_and_resumes_interrupted_trials(tmp_path):
     assert [o.reused for o in again] == [True, False]
     assert [o.status for o in again] == ["done", "done"] and again[1].summary["steps"] == 4
     assert len(rows(tmp_path / "trials.csv")) == 2
+
+
+def test_batched_trials_equal_sequential_ones(tmp_path):
+    """Trials differing in lr, schedule, TV, alpha weight, seed and image share one pass.
+
+    Tolerance: the batch convolution may sum in another order, so pixels agree to 2e-3
+    (8-bit images are 4e-3 apart) after 15 steps, and final losses to 1e-3 relative."""
+    spec = {"base": {**BASE, "size": 32, "steps": 15, "layers": "res2"},
+            "zip": {"lr": [0.02, 0.05, 0.1, 0.05], "tv": [0.1, 1.0, 0.5, 0.0],
+                    "seed": [0, 1, 2, 3], "alpha_norm": [0.0, 0.0, 1.0, 0.5],
+                    "image": ["skimage:chelsea", "skimage:coffee", "skimage:astronaut", "skimage:chelsea"],
+                    "schedule": ["constant", "step:every=5,gamma=0.5", "cosine", "exp:final=0.1"]}}
+    trials = expand(spec)
+    batched = run_sweep(trials, tmp_path / "b", batch=4)
+    single = run_sweep(trials, tmp_path / "s", batch=1)
+    assert [o.summary["batch_size"] for o in batched] == [4] * 4
+    assert [o.summary["batch_size"] for o in single] == [1] * 4
+    from featinv.io import read_image
+    for b, s in zip(batched, single):
+        assert b.status == s.status == "done"
+        assert b.summary["final_loss"] == pytest.approx(s.summary["final_loss"], rel=1e-3)
+        name = b.trial.name
+        a, c = (read_image(tmp_path / d / "trials" / name / "final.png") for d in ("b", "s"))
+        assert (a - c).abs().max() <= 2e-3 + 1 / 255
+
+
+def test_a_bad_trial_inside_a_batch_fails_alone(tmp_path):
+    trials = expand({"base": BASE, "grid": {"image": ["skimage:chelsea", "/no/such.png", "skimage:coffee"]}})
+    outcomes = run_sweep(trials, tmp_path, batch=8)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert "image not found" in outcomes[1].error
+
+
+def test_a_diverging_trial_does_not_spoil_its_batch(tmp_path):
+    spec = {"base": {**BASE, "optimizer": "sgd", "momentum": 0, "clamp": False, "tv": 0, "steps": 6},
+            "grid": {"lr": [0.01, 1e30]}}
+    trials = expand(spec)
+    batched = run_sweep(trials, tmp_path / "b", batch=2)
+    alone = run_sweep(trials[:1], tmp_path / "s", batch=1)
+    assert [o.status for o in batched] == ["done", "diverged"]
+    assert batched[0].summary["final_loss"] == pytest.approx(alone[0].summary["final_loss"], rel=1e-4)

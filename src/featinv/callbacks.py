@@ -1,4 +1,9 @@
-"""Callbacks that observe a run: progress bar, early stop."""
+"""Callbacks that observe a run: progress bar, early stop.
+
+A callback may define ``on_start(run)``, ``on_step(run, rows)`` and ``on_end(run, results)``.
+``rows`` has one log row per trial of the (possibly batched) run, None for a trial that has
+stopped; ``results`` one :class:`~featinv.inversion.Result` per trial.
+"""
 from __future__ import annotations
 
 import sys
@@ -19,12 +24,14 @@ class ProgressBar:
             self.bar = tqdm(total=run.config.steps, initial=run.step, desc=self.desc,
                             unit="step", dynamic_ncols=True, leave=False)
 
-    def on_step(self, run: Any, row: dict[str, float]) -> None:
+    def on_step(self, run: Any, rows: list) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
+            losses = [r["loss"] for r in rows if r]
+            if losses:
+                self.bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)
             self.bar.update(1)
 
-    def on_end(self, run: Any, result: Any) -> None:
+    def on_end(self, run: Any, results: Any) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -35,7 +42,7 @@ class StopAfter:
     def __init__(self, steps: int, status: str = "interrupted") -> None:
         self.steps, self.status = steps, status
 
-    def on_step(self, run: Any, row: dict[str, float]) -> None:
+    def on_step(self, run: Any, rows: list) -> None:
         if run.step >= self.steps:
             run.request_stop(self.status)
 
@@ -46,9 +53,11 @@ class EarlyStop:
     def __init__(self, patience: int = 50, rel_tol: float = 1e-3) -> None:
         self.patience, self.rel_tol = patience, rel_tol
 
-    def on_step(self, run: Any, row: dict[str, float]) -> None:
-        h = run.history
-        if len(h) > self.patience:
-            before, now = h[-self.patience - 1]["loss"], row["loss"]
-            if before - now < self.rel_tol * abs(before):
-                run.request_stop("done")
+    def on_step(self, run: Any, rows: list) -> None:
+        def stalled(history: list) -> bool:
+            if len(history) <= self.patience:
+                return False
+            before, now = history[-self.patience - 1]["loss"], history[-1]["loss"]
+            return before - now < self.rel_tol * abs(before)
+        if all(stalled(h) for h, on in zip(run.histories, run.active) if on):
+            run.request_stop("done")

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(sw)
     sw.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep file name>)")
     sw.add_argument("--dry-run", action="store_true", help="list the trials and exit")
+    sw.add_argument("--batch", type=int, default=None,
+                    help="trials per forward pass (default: 8 up to 128 px on CPU and on GPU, else 1)")
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
     sw.add_argument("--debug", action="store_true", help="show full tracebacks")
 
@@ -185,7 +187,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
             print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
 
-    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=report)
+    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=report, batch=args.batch)
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
           f"table: {out / 'trials.csv'}")

@@ -48,6 +48,10 @@ class InvertConfig:
     init: str = "noise"                 # noise | grey | path to an image
     seed: int = 0
     clamp: bool = True                  # project pixels back into [0, 1] after each step
+    pixel_bound: float = 0.0            # >0: cap each pixel's norm in the network's mean-subtracted space (IJCV's B)
+    jitter: int = 0                     # random shift of up to N pixels before each forward pass (IJCV)
+    jitter_off_last: int = 0            # no jitter during the last N steps
+    momentum_reset: bool = False        # clear optimiser momentum whenever the learning rate changes (CVPR code)
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
@@ -62,12 +66,15 @@ class InvertConfig:
         if self.size < 8:
             raise ConfigError(f"size must be at least 8 pixels, got {self.size}")
         _positive_float("lr", self.lr)
-        for name in ("tv", "alpha_norm", "momentum"):
+        for name in ("tv", "alpha_norm", "momentum", "pixel_bound"):
             _nonnegative_float(name, getattr(self, name))
         _positive_float("tv_beta", self.tv_beta)
         _positive_float("alpha", self.alpha)
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
             raise ConfigError(f"snapshot_every must be an integer >= 0, got {self.snapshot_every!r}")
+        for name in ("jitter", "jitter_off_last"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -88,6 +95,16 @@ class InvertConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
+
+# Trials that agree on these can share one forward/backward pass (see featinv.inversion);
+# everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
+BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
+                "tv_beta", "tv_kind", "alpha", "clamp")
+
+
+def batch_key(config: InvertConfig) -> tuple:
+    """Configs with equal keys can run as one batch."""
+    return tuple(str(getattr(config, k)) for k in BATCH_SHARED)
 
 
 def _positive_int(name: str, value: Any) -> None:

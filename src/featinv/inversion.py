@@ -7,6 +7,7 @@ never touches files, so the same code serves notebooks, the CLI and sweeps.
 """
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import statistics
@@ -83,162 +84,262 @@ def _initial_image(config: InvertConfig, size: int) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
-def _make_optimizer(config: InvertConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    return torch.optim.LBFGS(params, lr=config.lr, max_iter=1, history_size=20,
-                             line_search_fn=None)
+def _make_optimizer(configs: Sequence[InvertConfig], params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """One optimiser, one parameter group per trial (each with its own lr and momentum)."""
+    kind = configs[0].optimizer
+    if kind == "lbfgs":
+        return torch.optim.LBFGS(params, lr=configs[0].lr, max_iter=1, history_size=20)
+    groups = [{"params": [p], "lr": c.lr, "momentum": c.momentum} for p, c in zip(params, configs)]
+    if kind == "adam":
+        return torch.optim.Adam([{k: v for k, v in g.items() if k != "momentum"} for g in groups])
+    return torch.optim.SGD(groups, lr=configs[0].lr)
+
+
+def _check_batchable(configs: Sequence[InvertConfig]) -> None:
+    from .config import BATCH_SHARED, batch_key
+    from .errors import ConfigError
+    if not configs:
+        raise ConfigError("an inversion needs at least one config")
+    if len({batch_key(c) for c in configs}) > 1:
+        raise ConfigError(f"configs in one batch must agree on {', '.join(BATCH_SHARED)}")
+    if configs[0].optimizer == "lbfgs" and len(configs) > 1:
+        raise ConfigError("L-BFGS runs one trial at a time (it has a single parameter group)")
 
 
 class Inversion:
-    """One inversion, prepared and ready to step. Most users call :func:`invert` instead.
+    """One inversion, or a batch of them sharing each forward/backward pass.
 
-    Everything that can fail on bad input (image, model, layers) fails in the constructor,
-    before the first step.
+    A batch is a list of configs that agree on the model, layers, size and steps (see
+    ``featinv.config.BATCH_SHARED``) and may differ in image, lr, schedule, TV and alpha-norm
+    weights, seed, init and jitter. Each trial keeps its own pixels, optimiser state and log; the
+    per-image losses are summed, so each trial's gradient is its own (the network is in eval
+    mode, so images do not interact). Most users call :func:`invert` instead.
+
+    Everything that can fail on bad input (image, model, layers) fails in the constructor.
     """
 
-    def __init__(self, config: InvertConfig, model: LoadedModel | None = None) -> None:
-        self.config = config
-        self.device = resolve_device(config.device)
-        self.model = model or load_model(config.model, config.weights, self.device)
+    def __init__(self, configs: InvertConfig | Sequence[InvertConfig],
+                 model: LoadedModel | None = None) -> None:
+        configs = [configs] if isinstance(configs, InvertConfig) else list(configs)
+        _check_batchable(configs)
+        first = configs[0]
+        self.device = resolve_device(first.device)
+        self.model = model or load_model(first.model, first.weights, self.device)
         self.model.module.to(self.device)
-        self.preprocess = preset(config.preprocess) if config.preprocess else self.model.preprocess
-        layer_spec = config.layers or ((self.model.default_layer,) if self.model.default_layer else None)
+        self.preprocess = preset(first.preprocess) if first.preprocess else self.model.preprocess
+        layer_spec = first.layers or ((self.model.default_layer,) if self.model.default_layer else None)
         if not layer_spec:
             from .errors import ConfigError
             raise ConfigError(f"no layers given and {self.model.name} has no default: pass "
                               f"--layers (see `featinv layers {self.model.name}`)")
         self.requests = parse_layers(list(layer_spec))
         self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
-        self.config = config = config.replace(layers=self.layers)  # resolved, for config.yaml
+        self.configs = [c.replace(layers=self.layers) for c in configs]  # resolved, for config.yaml
         self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
-        self.target = load_target(config.image, config.size).to(self.device)
+        self.target = torch.stack([load_target(c.image, c.size) for c in self.configs]).to(self.device)
         with torch.no_grad(), frozen(self.model.module):
-            target_features = self.extractor(self.preprocess(self.target[None]))
+            target_features = self.extractor(self.preprocess(self.target))
+        self.objective = self._objective(target_features)
+        self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
+        self.params = [_initial_image(c, c.size).to(self.device).requires_grad_(True) for c in self.configs]
+        self.optimizer = _make_optimizer(self.configs, self.params)
+        self.jitter_rngs = [torch.Generator().manual_seed(c.seed + 1) for c in self.configs]
+        self.step = 0
+        self.histories: list[list[dict[str, float]]] = [[] for _ in self.configs]
+        self.last_good = [p.detach().clone() for p in self.params]
+        self.statuses = ["running"] * len(self.configs)
+        self._stop_reason: str | None = None
+
+    def _objective(self, target_features: dict[str, torch.Tensor]) -> Objective:
+        def per_trial(name: str) -> float | torch.Tensor:
+            values = [float(getattr(c, name)) for c in self.configs]
+            return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
+
+        first = self.configs[0]
         terms: list = [FeatureTerm(r.name, target_features[r.name].detach(), r.weight)
                        for r in self.requests]
-        terms.append(TVTerm(config.tv, config.tv_beta, config.tv_kind))
-        if config.alpha_norm > 0:
-            terms.append(AlphaTerm(config.alpha_norm, config.alpha))
-        self.objective = Objective(terms)
-        self.schedule = Schedule.parse(config.schedule)
-        self.x = _initial_image(config, config.size).to(self.device).requires_grad_(True)
-        self.optimizer = _make_optimizer(config, [self.x])
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.last_good = self.x.detach().clone()
-        self.status = "running"
-        self._stop_reason: str | None = None
+        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind))
+        if any(c.alpha_norm > 0 for c in self.configs):
+            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha))
+        return Objective(terms)
+
+    # -- single-trial views (the common case) ---------------------------------------------
+    @property
+    def config(self) -> InvertConfig:
+        return self.configs[0]
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The first trial's pixels ``[1, 3, S, S]``."""
+        return self.params[0]
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.histories[0]
+
+    @property
+    def active(self) -> list[bool]:
+        return [s == "running" for s in self.statuses]
 
     # -- control -------------------------------------------------------------------------
     def request_stop(self, status: str = "interrupted") -> None:
         """Ask the loop to stop after the current step (callbacks, signal handlers)."""
         self._stop_reason = status
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the run is (a checkpoint)."""
-        return {"step": self.step, "x": self.x.detach().cpu().clone(),
-                "last_good": self.last_good.cpu().clone(),
-                "optimizer": self.optimizer.state_dict(), "history": list(self.history),
-                "config": self.config.to_dict()}
+    def state_dict(self, index: int = 0) -> dict[str, Any]:
+        """Everything needed to continue trial ``index`` exactly where it is (a checkpoint)."""
+        param = self.params[index]
+        group = self.optimizer.param_groups[min(index, len(self.optimizer.param_groups) - 1)]
+        optimizer = {"state": {0: copy.deepcopy(self.optimizer.state.get(param, {}))},
+                     "param_groups": [{**{k: v for k, v in group.items() if k != "params"}, "params": [0]}]}
+        return {"step": len(self.histories[index]), "x": param.detach().cpu().clone(),
+                "last_good": self.last_good[index].cpu().clone(), "optimizer": optimizer,
+                "history": list(self.histories[index]), "config": self.configs[index].to_dict(),
+                "jitter_rng": self.jitter_rngs[index].get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a single trial from :meth:`state_dict` (resuming runs one trial at a time)."""
+        if len(self.params) != 1:
+            raise ValueError("load_state_dict resumes a single-trial Inversion")
         with torch.no_grad():
             self.x.copy_(state["x"].to(self.device))
-        self.last_good = state["last_good"].to(self.device)
+        self.last_good = [state["last_good"].to(self.device)]
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
-        self.history = list(state["history"])
+        self.histories = [list(state["history"])]
+        if "jitter_rng" in state:
+            self.jitter_rngs[0].set_state(state["jitter_rng"])
 
     # -- the loop ------------------------------------------------------------------------
-    def _evaluate(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = self.extractor(self.preprocess(self.x))
-        return self.objective(self.x, features)
+    def _jittered(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Shift trial ``index``'s image by a random offset (IJCV jitter), or leave it."""
+        c = self.configs[index]
+        if not c.jitter or self.step >= c.steps - c.jitter_off_last:
+            return x
+        dy, dx = torch.randint(-c.jitter, c.jitter + 1, (2,), generator=self.jitter_rngs[index]).tolist()
+        return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
-    def step_once(self) -> dict[str, float]:
-        """One optimisation step; returns the log row (loss measured before the update)."""
-        lr = self.config.lr * self.schedule.factor(self.step, self.config.steps)
-        for group in self.optimizer.param_groups:
+    def _lrs(self) -> list[float]:
+        return [c.lr * s.factor(self.step, c.steps) if on else 0.0
+                for c, s, on in zip(self.configs, self.schedules, self.active)]
+
+    def step_once(self) -> list[dict[str, float] | None]:
+        """One step of every active trial; returns their log rows (loss measured before the update)."""
+        lrs, active = self._lrs(), self.active
+        for i, (group, lr) in enumerate(zip(self.optimizer.param_groups, lrs)):
+            if self.configs[i].momentum_reset and group["lr"] != lr and self.step > 0:
+                self.optimizer.state[self.params[i]] = {}  # momentum restarts at each lr change
             group["lr"] = lr
+        mask = torch.tensor(active, device=self.device)
         start = time.perf_counter()
         measured: dict[str, Any] = {}
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
-            total, parts = self._evaluate()
-            loss = total.sum()
+            x = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)])
+            features = self.extractor(self.preprocess(x))
+            total, parts = self.objective(torch.cat(self.params), features)
+            loss = torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
-                measured["loss"], measured["parts"] = loss.detach(), {k: v.detach() for k, v in parts.items()}
+                measured["total"] = total.detach().cpu()
+                measured["parts"] = {k: v.detach().cpu() for k, v in parts.items()}
             return loss
 
         if isinstance(self.optimizer, torch.optim.LBFGS):
             self.optimizer.step(closure)
         else:
             closure()
-            if torch.isfinite(measured["loss"]):
-                self.last_good = self.x.detach().clone()
-                self.optimizer.step()
-        loss = float(measured["loss"])
-        if isinstance(self.optimizer, torch.optim.LBFGS) and math.isfinite(loss):
-            self.last_good = self.x.detach().clone()
-        if self.config.clamp:
-            with torch.no_grad():
-                self.x.clamp_(0, 1)
-        row = {"step": self.step + 1, "loss": loss}
-        row.update({k: float(v.sum()) for k, v in measured["parts"].items()})
-        row.update({"lr": lr, "seconds": time.perf_counter() - start})
-        return row
+            for i, p in enumerate(self.params):
+                if active[i] and torch.isfinite(measured["total"][i]):
+                    self.last_good[i] = p.detach().clone()
+                else:
+                    p.grad = None  # a finished or diverging trial must not move
+            self.optimizer.step()
+        if isinstance(self.optimizer, torch.optim.LBFGS) and torch.isfinite(measured["total"][0]):
+            self.last_good[0] = self.x.detach().clone()
+        with torch.no_grad():
+            for c, p in zip(self.configs, self.params):
+                if c.pixel_bound:
+                    p.copy_(self.preprocess.bound_pixel_norm(p, c.pixel_bound))
+                if c.clamp:
+                    p.clamp_(0, 1)
+        seconds = (time.perf_counter() - start) / max(sum(active), 1)  # each trial's share
+        rows: list[dict[str, float] | None] = []
+        for i, on in enumerate(active):
+            if not on:
+                rows.append(None)
+                continue
+            row = {"step": self.step + 1, "loss": float(measured["total"][i])}
+            row.update({k: float(v[i]) for k, v in measured["parts"].items()})
+            row.update({"lr": lrs[i], "seconds": seconds})
+            rows.append(row)
+        return rows
 
     def run(self, callbacks: Sequence[Callback] = ()) -> Result:
-        """Step until done, diverged or asked to stop; then measure and return the result."""
+        """Run a single-trial inversion (see :meth:`run_all` for batches)."""
+        if len(self.configs) != 1:
+            raise ValueError("run() is for one trial; use run_all() for a batch")
+        return self.run_all(callbacks)[0]
+
+    def run_all(self, callbacks: Sequence[Callback] = ()) -> list[Result]:
+        """Step until every trial is done, diverged or the run is asked to stop; then measure."""
         with frozen(self.model.module), _sigint_stops(self):
             _emit(callbacks, "on_start", self)
-            while self.step < self.config.steps and self._stop_reason is None:
-                row = self.step_once()
-                if not math.isfinite(row["loss"]) or not bool(torch.isfinite(self.x).all()):
-                    self._stop_reason = "diverged"
-                    with torch.no_grad():
-                        self.x.copy_(self.last_good)  # keep the last good image
-                    break
+            while self.step < self.config.steps and self._stop_reason is None and any(self.active):
+                rows = self.step_once()
+                for i, row in enumerate(rows):
+                    if row is None:
+                        continue
+                    if not math.isfinite(row["loss"]) or not bool(torch.isfinite(self.params[i]).all()):
+                        self.statuses[i] = "diverged"
+                        with torch.no_grad():
+                            self.params[i].copy_(self.last_good[i])  # keep the last good image
+                        rows[i] = None
+                    else:
+                        self.histories[i].append(row)
                 self.step += 1
-                self.history.append(row)
-                _emit(callbacks, "on_step", self, row)
-            self.status = self._stop_reason or "done"
-            result = self._result()
-            _emit(callbacks, "on_end", self, result)
-        return result
+                _emit(callbacks, "on_step", self, rows)
+            final = self._stop_reason or "done"
+            self.statuses = [final if s == "running" else s for s in self.statuses]
+            results = self._results()
+            _emit(callbacks, "on_end", self, results)
+        return results
 
-    def _result(self) -> Result:
-        image = self.x.detach()[0].clamp(0, 1)
+    def _results(self) -> list[Result]:
+        images = torch.cat([p.detach() for p in self.params]).clamp(0, 1)
         with torch.no_grad():
-            features = self.extractor(self.preprocess(image[None]))
-            errors = {k: float(v[0]) for k, v in self.objective.feature_error(features).items()}
-        times = [r["seconds"] for r in self.history[1:]] or [r["seconds"] for r in self.history] or [math.nan]
+            features = self.extractor(self.preprocess(images))
+            errors = self.objective.feature_error(features)
+        return [self._result(i, images[i], {k: float(v[i]) for k, v in errors.items()})
+                for i in range(len(self.configs))]
+
+    def _result(self, i: int, image: torch.Tensor, errors: dict[str, float]) -> Result:
+        config, history, status = self.configs[i], self.histories[i], self.statuses[i]
+        target = self.target[i]
+        times = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history] or [math.nan]
         summary = {
-            "status": self.status,
-            "steps": self.step,
-            "psnr": metrics.psnr(image, self.target),
-            "ssim": metrics.ssim(image, self.target),
+            "status": status,
+            "steps": len(history),
+            "psnr": metrics.psnr(image, target),
+            "ssim": metrics.ssim(image, target),
             "feature_error": errors,
             "feature_error_total": sum(errors.values()),
             "ijcv_error": {k: metrics.ijcv_error(v) for k, v in errors.items()},
             "seconds_per_step": statistics.median(times),
-            "seconds_total": sum(r["seconds"] for r in self.history),
-            "final_loss": self.history[-1]["loss"] if self.history else math.nan,
+            "seconds_total": sum(r["seconds"] for r in history),
+            "batch_size": len(self.configs),
+            "final_loss": history[-1]["loss"] if history else math.nan,
             "model": self.model.label,
             "pretrained": self.model.pretrained,
             "layers": list(self.layers),
             "device": str(self.device),
         }
-        if self.status == "diverged":
-            summary["message"] = (f"the loss became NaN/Inf at step {self.step + 1}: the learning "
-                                  f"rate ({self.config.lr:g}) is probably too high; the last good "
+        if status == "diverged":
+            summary["message"] = (f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
+                                  f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
-        return Result(image.cpu(), self.target.cpu(), self.status, self.step, list(self.history),
-                      summary, self.config)
+        return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
 
 
 def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:

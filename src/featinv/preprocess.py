@@ -36,6 +36,16 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x * self.scale - mean) / std
 
+    def bound_pixel_norm(self, x: torch.Tensor, bound: float) -> torch.Tensor:
+        """Cap each pixel's colour vector at norm ``bound`` in the mean-subtracted, scaled space
+        (``x * scale - mean``, before std): the IJCV paper's projection with B = 160 on 0-255."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        centred = (x.flip(1) if self.bgr else x) * self.scale - mean
+        norm = centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        centred = centred * (bound / norm).clamp(max=1.0)
+        x = (centred + mean) / self.scale
+        return x.flip(1) if self.bgr else x
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 

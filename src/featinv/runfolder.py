@@ -101,30 +101,32 @@ def stored_config(folder: Path) -> InvertConfig:
 
 
 class RunFolder:
-    """The callback that writes a run folder as the run goes."""
+    """The callback that writes trial ``index``'s run folder as the run goes."""
 
-    def __init__(self, folder: Path, header: str = "") -> None:
-        self.folder, self.header = Path(folder), header
+    def __init__(self, folder: Path, index: int = 0, header: str = "") -> None:
+        self.folder, self.index, self.header = Path(folder), index, header
 
     def on_start(self, run: Inversion) -> None:
-        io.write_text(self.folder / CONFIG, to_yaml(run.config, self.header))
+        io.write_text(self.folder / CONFIG, to_yaml(run.configs[self.index], self.header))
         env = environment(run.device)
         env.update(model=run.model.label, weights=run.model.weights, pretrained=run.model.pretrained,
                    model_note=run.model.note, preprocess=run.preprocess.to_dict())
         io.write_json(self.folder / "env.json", env)
-        io.save_image(run.target[0] if run.target.dim() == 4 else run.target, self.folder / "target.png")
+        io.save_image(run.target[self.index], self.folder / "target.png")
 
-    def on_step(self, run: Inversion, row: dict[str, float]) -> None:
-        every = run.config.snapshot_every
-        if every and run.step % every == 0:
-            io.save_image(run.x.detach()[0], self.folder / "snapshots" / f"step_{run.step:05d}.png")
+    def on_step(self, run: Inversion, rows: list) -> None:
+        every = run.configs[self.index].snapshot_every
+        if rows[self.index] is not None and every and run.step % every == 0:
+            image = run.params[self.index].detach()[0]
+            io.save_image(image, self.folder / "snapshots" / f"step_{run.step:05d}.png")
             self._checkpoint(run)
 
     def _checkpoint(self, run: Inversion) -> None:
-        io.save_tensors(self.folder / CHECKPOINT, run.state_dict())
-        io.write_text(self.folder / LOG, log_csv(run.history))
+        io.save_tensors(self.folder / CHECKPOINT, run.state_dict(self.index))
+        io.write_text(self.folder / LOG, log_csv(run.histories[self.index]))
 
-    def on_end(self, run: Inversion, result: Result) -> None:
+    def on_end(self, run: Inversion, results: list[Result]) -> None:
+        result = results[self.index]
         self._checkpoint(run)
         io.save_image(result.image, self.folder / "final.png")
         io.write_json(self.folder / SUMMARY, result.summary)
@@ -186,4 +188,4 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
     if not quiet:
         from .callbacks import ProgressBar
         callbacks.append(ProgressBar(desc=folder.name))
-    return run.run([RunFolder(folder, header), *callbacks])
+    return run.run([RunFolder(folder, 0, header), *callbacks])
