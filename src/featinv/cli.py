@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights to load (default none: shapes do not depend on them)")
     lay.add_argument("--size", type=int, default=224, help="input size for the shapes (default 224)")
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
+    lay.add_argument("--plot", type=Path, help="also draw the structure to this PNG file")
+    lay.add_argument("--highlight", default="", help="comma-separated layers to highlight in --plot")
     lay.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     sw = sub.add_parser("sweep", help="run a grid of inversions from a sweep file",
@@ -80,6 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trials per forward pass (default: 8 up to 128 px on CPU and on GPU, else 1)")
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
     sw.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    st = sub.add_parser("study", help="run a built-in study and write its report",
+                        description="`featinv study seed` reproduces the seed study's four questions "
+                                    "(learning rate, TV weight, layer depth, models) and writes a report.")
+    st.add_argument("name", choices=["seed"], help="the study to run")
+    st.add_argument("--out", type=Path, help="study folder (default: runs/study-seed, or -fast)")
+    st.add_argument("--fast", action="store_true", help="small images and few steps: minutes on a laptop CPU")
+    st.add_argument("--model", help="network for Q1-Q3 (default: the offline ImageNet VGG16)")
+    st.add_argument("--weights", help="weights for --model and the torchvision networks of Q4 (e.g. DEFAULT)")
+    st.add_argument("--image", default="skimage:chelsea", help="target image (default skimage:chelsea)")
+    st.add_argument("--batch", type=int, default=None, help="trials per forward pass (default: automatic)")
+    st.add_argument("--quiet", action="store_true", help="print only where the report is")
+    st.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    rep = sub.add_parser("report", help="write report.html and report.md for a run, sweep or study folder")
+    rep.add_argument("folder", type=Path)
+    rep.add_argument("--screenshot", action="store_true",
+                     help="also save report.png, rendered by a headless Chromium (must be installed)")
+    rep.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     sub.add_parser("models", help="list the available models")
     return parser
@@ -162,6 +183,12 @@ def cmd_layers(args: argparse.Namespace) -> int:
           f"output shapes for a {args.size}x{args.size} input" + ("" if args.all else " (--all for every node)"))
     for name, node, shape in shown:
         print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape))}")
+    if args.plot:
+        from .io import write_bytes
+        from .structure import structure_png
+        highlight = [h for h in args.highlight.split(",") if h]
+        write_bytes(args.plot, structure_png(model.module, model.label, args.size, highlight))
+        print(f"structure drawn to {args.plot}")
     return 0
 
 
@@ -181,17 +208,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sweep.save_spec(out, args.sweep.read_text())
 
-    def report(o: "sweep.TrialOutcome") -> None:
-        if not args.quiet:
-            s = o.summary
-            metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
-            print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
-
-    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=report, batch=args.batch)
+    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=_trial_printer(args.quiet), batch=args.batch)
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
           f"table: {out / 'trials.csv'}")
     return 1 if failed else 0
+
+
+def _trial_printer(quiet: bool) -> Any:
+    def report(o: Any) -> None:
+        if not quiet:
+            s = o.summary
+            metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
+            print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
+    return report
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .report import report
+    from .study import run_seed_study
+
+    out = args.out or Path("runs") / ("study-seed-fast" if args.fast else "study-seed")
+    run_seed_study(out, fast=args.fast, model=args.model, weights=args.weights, image=args.image,
+                   on_trial=_trial_printer(args.quiet), batch=args.batch)
+    path = report(out)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import report, screenshot
+
+    path = report(args.folder)
+    print(f"report: {path}")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(path)}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -216,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "models": cmd_models}
+    handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
+                "report": cmd_report, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`

@@ -149,6 +149,7 @@ class Inversion:
         self.last_good = [p.detach().clone() for p in self.params]
         self.statuses = ["running"] * len(self.configs)
         self._stop_reason: str | None = None
+        self.memory_bytes: int | None = None  # activations saved for backward + weights, one step
 
     def _objective(self, target_features: dict[str, torch.Tensor]) -> Objective:
         def per_trial(name: str) -> float | torch.Tensor:
@@ -248,16 +249,20 @@ class Inversion:
 
         if isinstance(self.optimizer, torch.optim.LBFGS):
             self.optimizer.step(closure)
+            if torch.isfinite(measured["total"][0]):
+                self.last_good[0] = self.x.detach().clone()
         else:
-            closure()
+            with _count_saved_bytes(enabled=self.memory_bytes is None) as saved:
+                closure()
+            if self.memory_bytes is None:  # measured once, on the first step
+                weights = sum(p.numel() * p.element_size() for p in self.extractor.parameters())
+                self.memory_bytes = saved[0] + weights
             for i, p in enumerate(self.params):
                 if active[i] and torch.isfinite(measured["total"][i]):
                     self.last_good[i] = p.detach().clone()
                 else:
                     p.grad = None  # a finished or diverging trial must not move
             self.optimizer.step()
-        if isinstance(self.optimizer, torch.optim.LBFGS) and torch.isfinite(measured["total"][0]):
-            self.last_good[0] = self.x.detach().clone()
         with torch.no_grad():
             for c, p in zip(self.configs, self.params):
                 if c.pixel_bound:
@@ -314,6 +319,12 @@ class Inversion:
         return [self._result(i, images[i], {k: float(v[i]) for k, v in errors.items()})
                 for i in range(len(self.configs))]
 
+    def _memory_mb(self) -> float:
+        """Peak CUDA memory, or on CPU one step's autograd memory (saved activations + weights)."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return (self.memory_bytes or 0) / 2**20
+
     def _result(self, i: int, image: torch.Tensor, errors: dict[str, float]) -> Result:
         config, history, status = self.configs[i], self.histories[i], self.statuses[i]
         target = self.target[i]
@@ -329,6 +340,7 @@ class Inversion:
             "seconds_per_step": statistics.median(times),
             "seconds_total": sum(r["seconds"] for r in history),
             "batch_size": len(self.configs),
+            "memory_mb": self._memory_mb(),
             "final_loss": history[-1]["loss"] if history else math.nan,
             "model": self.model.label,
             "pretrained": self.model.pretrained,
@@ -340,6 +352,22 @@ class Inversion:
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
+
+
+@contextmanager
+def _count_saved_bytes(enabled: bool = True) -> Iterator[list[int]]:
+    """Sum the bytes autograd saves for backward inside the block (the activation memory)."""
+    total = [0]
+    if not enabled:
+        yield total
+        return
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield total
 
 
 def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:

@@ -61,6 +61,8 @@ def _as_list(key: str, value: Any, where: str) -> list[Any]:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "default"
     if isinstance(value, (list, tuple)):
         return "+".join(_fmt(v) for v in value)
     if isinstance(value, float):

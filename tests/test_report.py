@@ -1,0 +1,89 @@
+"""Reports from run, sweep and study folders, checked as files and in a real headless browser."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from featinv.errors import RunFolderError
+from featinv.report import chromium, find_chromium, report, screenshot
+from featinv.runfolder import run_in_folder
+from featinv.config import InvertConfig
+from featinv.sweep import expand, run_sweep
+
+BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res2",
+        "size": 32, "steps": 6, "snapshot_every": 2}
+
+
+def images_in(html: str) -> list[str]:
+    return re.findall(r"<img [^>]*src='([^']*)'", html)
+
+
+def test_run_report(tmp_path):
+    run_in_folder(InvertConfig(**{**BASE, "layers": ("res2",)}), tmp_path / "run")
+    html_path = report(tmp_path / "run")
+    html = html_path.read_text()
+    assert "Snapshot progression" in html and "Loss" in html and "psnr" in html
+    assert all(src.startswith("data:image/png;base64,") for src in images_in(html)) and len(images_in(html)) == 3
+    md = (tmp_path / "run" / "report.md").read_text()
+    for link in re.findall(r"\]\((report_files/[^)]+)\)", md):
+        assert (tmp_path / "run" / link).is_file()
+    assert "fell from" in md  # the findings sentence, written from the log
+
+
+def test_sweep_report_has_curves_grid_table_and_findings(tmp_path):
+    trials = expand({"base": BASE, "grid": {"lr": [0.01, 0.1], "tv": [0.0, 1.0]}})
+    run_sweep(trials, tmp_path)
+    html = report(tmp_path).read_text()
+    assert "Convergence" in html and "Reconstructions" in html
+    assert html.count("<tr>") == 5  # header + 4 trials
+    best = max((o for o in run_sweep(trials, tmp_path)), key=lambda o: o.summary["psnr"])
+    assert f"Best PSNR: {best.trial.name}" in html
+    assert "http://" not in html and "https://" not in html  # no CDN, nothing remote
+
+
+def test_nothing_to_report(tmp_path):
+    with pytest.raises(RunFolderError, match="nothing to report"):
+        report(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def fast_study(tmp_path_factory):
+    from featinv.study import run_seed_study
+    out = tmp_path_factory.mktemp("study")
+    run_seed_study(out, fast=True)
+    return out
+
+
+def test_fast_seed_study_produces_every_figure_and_table(fast_study):
+    html = report(fast_study).read_text()
+    for title in ("Q1", "Q2", "Q3", "Q4"):
+        assert f"<h2>{title} —" in html
+    for name in ("q1_learning_rate_curves", "q2_total_variation_grid", "q3_layers_grid", "q4_models_grid",
+                 "structure_vgg16_offline", "structure_resnet18"):
+        assert f"alt='{name}'" in html
+    assert "Best setting by final normalised feature loss" in html
+    assert "ms/step" in html and "memory MB" in html and "no (random init)" in html
+    assert "(random init)" in html  # flagged next to every image of a random network too
+    assert (fast_study / "q4_models" / "trials.csv").read_text().count("done") == 5
+
+
+def test_report_in_a_real_headless_browser(fast_study):
+    """Every image decodes and every section renders in Chromium; a screenshot is kept."""
+    assert find_chromium(), "Chromium is required for this test (.ci/run installs Debian's chromium)"
+    html_path = report(fast_study)
+    dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000")
+    total = int(re.search(r'data-images="(\d+)"', dom).group(1))
+    ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
+    assert total >= 12 and ok == total
+    assert dom.count("<section") == 5
+    shot = screenshot(html_path)
+    from PIL import Image
+    with Image.open(shot) as img:
+        assert img.size[0] == 1200 and img.getextrema() != ((255, 255),) * 3
+
+
+def test_cli_study_and_report(tmp_path):
+    from conftest import run_cli
+    proc = run_cli("report", str(tmp_path / "none"))
+    assert proc.returncode == 2 and "nothing to report" in proc.stderr
