@@ -4,8 +4,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 .PHONY: demo test
-demo:  ## set up, then invert skimage's chelsea with the offline ImageNet VGG16 and print the run folder
-	venv=$$(bash scripts/venv.sh) && "$$venv/bin/featinv" invert skimage:chelsea
+demo:  ## set up, then run the fast seed study on the offline ImageNet networks and print where the report is
+	venv=$$(bash scripts/venv.sh) && "$$venv/bin/featinv" study seed --fast --out runs/study-seed-fast
 
 test:  ## set up, then run the whole test suite (CPU, offline)
 	venv=$$(bash scripts/venv.sh) && "$$venv/bin/python" -m pytest -q

@@ -107,3 +107,33 @@ def test_onnx_model_features_match_torch(tmp_path):
     result = invert("skimage:chelsea", model=str(path), layers="/layer2/layer2.0/relu/Relu", size=64, steps=3)
     assert result.status == "done" and result.history[-1]["loss"] < result.history[0]["loss"]
     assert psnr(result.image, result.target) > 0
+
+
+def test_pixel_bound_caps_each_pixel_norm_in_network_space(offline_vgg):
+    pre = offline_vgg.preprocess
+    x = torch.rand(1, 3, 8, 8)
+    bounded = pre.bound_pixel_norm(x, 50.0)
+    norms = pre.centred(bounded).norm(dim=1)
+    assert norms.max() <= 50.0 + 1e-3
+    inside = pre.centred(x).norm(dim=1) <= 50.0
+    assert torch.allclose(bounded[:, :, inside[0]], x[:, :, inside[0]], atol=1e-6)
+
+
+def test_momentum_reset_changes_the_path():
+    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32,
+                   steps=8, optimizer="sgd", lr=0.5, schedule="piecewise:4x1,4x0.5")
+    kept, reset = invert(**options), invert(momentum_reset=True, **options)
+    assert kept.history[3]["loss"] == reset.history[3]["loss"]  # same until the lr drops
+    assert not torch.equal(kept.image, reset.image)
+
+
+def test_jittered_run_resumes_to_the_same_image():
+    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res2",),
+                          size=32, steps=10, jitter=3, jitter_off_last=2)
+    full = Inversion(config).run()
+    first = Inversion(config)
+    first.run([StopAfter(4)])
+    second = Inversion(config, first.model)
+    second.load_state_dict(first.state_dict())
+    assert torch.equal(second.run().image, full.image)
+    assert not torch.equal(full.image, Inversion(config.replace(jitter=0)).run().image)

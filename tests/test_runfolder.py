@@ -76,3 +76,12 @@ def test_unwritable_folder_fails_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr("pathlib.Path.write_bytes", deny)
     with pytest.raises(RunFolderError, match="Permission denied"):
         run_in_folder(CONFIG, tmp_path / "ro")
+
+
+def test_tensorboard_logging(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run_in_folder(CONFIG, tmp_path / "run", tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("loss")) == 12 and len(events.Scalars("feat_res2")) == 12
+    assert [e.step for e in events.Images("image")] == [4, 8, 12]

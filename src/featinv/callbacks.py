@@ -61,3 +61,37 @@ class EarlyStop:
             return before - now < self.rel_tol * abs(before)
         if all(stalled(h) for h, on in zip(run.histories, run.active) if on):
             run.request_stop("done")
+
+
+class TensorBoard:
+    """Log each trial's loss terms and lr every step, and its image every snapshot, to TensorBoard.
+
+    ``folders[i]`` is where trial ``i`` logs (``<run folder>/tensorboard``). Needs the
+    ``tensorboard`` package (``pip install 'featinv[tensorboard]'``).
+    """
+
+    def __init__(self, folders: list[Any]) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from .errors import FeatinvError
+            raise FeatinvError("--tensorboard needs the tensorboard package: "
+                               "pip install 'featinv[tensorboard]'") from exc
+        self.writers = [SummaryWriter(log_dir=str(f)) for f in folders]
+
+    def on_step(self, run: Any, rows: list) -> None:
+        for i, (writer, row) in enumerate(zip(self.writers, rows)):
+            if row is None:
+                continue
+            for key, value in row.items():
+                if key != "step":
+                    writer.add_scalar(key, value, run.step)
+            every = run.configs[i].snapshot_every
+            if every and run.step % every == 0:
+                writer.add_image("image", run.params[i].detach()[0].clamp(0, 1).cpu(), run.step)
+
+    def on_end(self, run: Any, results: Any) -> None:
+        for writer, result in zip(self.writers, results):
+            writer.add_image("final", result.image, run.step)
+            writer.add_text("summary", str(result.summary), run.step)
+            writer.close()

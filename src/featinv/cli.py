@@ -31,6 +31,7 @@ CONFIG_OPTIONS = {
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
     "device": (str, "auto (default) | cpu | cuda | cuda:N"),
     "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
+    "recipe": (str, "set everything as a paper's code did: mahendran2015 | mahendran2016 (options still override)"),
 }
 
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     inv.add_argument("--resume", action="store_true", help="continue the run in --out")
     inv.add_argument("--quiet", action="store_true", help="no progress bar, only errors")
+    inv.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
     inv.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     lay = sub.add_parser("layers", help="list a model's layer names, aliases and output shapes")
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--batch", type=int, default=None,
                     help="trials per forward pass (default: 8 up to 128 px on CPU and on GPU, else 1)")
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
+    sw.add_argument("--tensorboard", action="store_true", help="also log each trial to TRIAL/tensorboard")
     sw.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     st = sub.add_parser("study", help="run a built-in study and write its report",
@@ -112,14 +115,15 @@ def _version() -> str:
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
-    from .config import from_dict, read_yaml
+    from .config import read_yaml
 
     explicit = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     if args.image is not None:
         explicit["image"] = args.image
     base = read_yaml(args.config) if args.config else {}
-    return base, explicit, from_dict({**base, **explicit},
-                                     where=str(args.config) if args.config else "options")
+    from .recipes import with_recipe
+    config, args.header = with_recipe(base, explicit, str(args.config) if args.config else "options")
+    return base, explicit, config
 
 
 def _default_out(config: Any) -> Path:
@@ -148,7 +152,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     else:
         _, _, config = _config_from_args(args)
         out = args.out or _default_out(config)
-    result = run_in_folder(config, out, resume=args.resume, quiet=args.quiet)
+    result = run_in_folder(config, out, resume=args.resume, quiet=args.quiet, header=getattr(args, "header", ""),
+                           tensorboard=args.tensorboard)
     s = result.summary
     if not args.quiet or result.status != "done":
         errors = ", ".join(f"{k} {v:.4f}" for k, v in s["feature_error"].items())
@@ -208,7 +213,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sweep.save_spec(out, args.sweep.read_text())
 
-    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=_trial_printer(args.quiet), batch=args.batch)
+    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=_trial_printer(args.quiet), batch=args.batch,
+                               tensorboard=args.tensorboard)
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
           f"table: {out / 'trials.csv'}")

@@ -15,7 +15,8 @@ from typing import Any
 from .errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
-TV_KINDS = ("iso", "l1")
+TV_KINDS = ("iso", "vector", "l1")
+PRIOR_SPACES = ("rgb", "network")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class InvertConfig:
     momentum: float = 0.9               # sgd only
     tv: float = 0.5                     # TV weight (TV is a per-pixel mean; see featinv.objectives)
     tv_beta: float = 2.0
-    tv_kind: str = "iso"                # iso (TV^beta) | l1 (anisotropic, tf.image.total_variation)
+    tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
     alpha_norm: float = 0.0             # alpha-norm weight
     alpha: float = 6.0
+    prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
     init: str = "noise"                 # noise | grey | path to an image
     seed: int = 0
     clamp: bool = True                  # project pixels back into [0, 1] after each step
@@ -55,6 +57,7 @@ class InvertConfig:
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
+    recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.recipes)
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -79,6 +82,7 @@ class InvertConfig:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("tv_kind", self.tv_kind, TV_KINDS)
+        _choice("prior_space", self.prior_space, PRIOR_SPACES)
         if self.layers is not None and not self.layers:
             raise ConfigError("layers is empty: expected names like 'relu3_3' or 'conv3_1,fc6'")
         from .schedules import Schedule
@@ -99,7 +103,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
 # Trials that agree on these can share one forward/backward pass (see featinv.inversion);
 # everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
 BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
-                "tv_beta", "tv_kind", "alpha", "clamp")
+                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space")
 
 
 def batch_key(config: InvertConfig) -> tuple:

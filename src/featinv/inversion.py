@@ -157,11 +157,12 @@ class Inversion:
             return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
 
         first = self.configs[0]
+        space = self.preprocess.centred if first.prior_space == "network" else None
         terms: list = [FeatureTerm(r.name, target_features[r.name].detach(), r.weight)
                        for r in self.requests]
-        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind))
+        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind, space))
         if any(c.alpha_norm > 0 for c in self.configs):
-            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha))
+            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha, space))
         return Objective(terms)
 
     # -- single-trial views (the common case) ---------------------------------------------
@@ -413,7 +414,7 @@ def invert(image: str | None = None, *, config: InvertConfig | None = None,
     >>> r.image.shape, r.status
     (torch.Size([3, 32, 32]), 'done')
     """
-    from .config import from_dict
+    from .recipes import with_recipe
 
     base = config.to_dict() if config else {}
     if isinstance(model, str):
@@ -425,7 +426,9 @@ def invert(image: str | None = None, *, config: InvertConfig | None = None,
         options.setdefault("model", model.name)
     if image is not None:
         options["image"] = image
-    config = from_dict({**base, **options})
+    known = {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model} \
+        if isinstance(model, LoadedModel) else None
+    config, header = with_recipe(base, options, models=known)
     if out is None:
         if resume:
             from .errors import RunFolderError
@@ -434,7 +437,7 @@ def invert(image: str | None = None, *, config: InvertConfig | None = None,
         return Inversion(config, model).run(callbacks)
     from .runfolder import run_in_folder
     return run_in_folder(config, Path(out), resume=resume, model=model,
-                         callbacks=list(callbacks), quiet=quiet)
+                         callbacks=list(callbacks), quiet=quiet, header=header)
 
 
 def _progress() -> Callback:

@@ -12,7 +12,7 @@ Scales (chosen so the seed study's TV weights 0.1 / 1 / 10 mean something):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,6 +39,8 @@ def total_variation(x: torch.Tensor, beta: float = 2.0, kind: str = "iso") -> to
     TV^beta; beta=2 is the seed's squared-difference form, beta=1 isotropic TV).
     ``kind="l1"``: mean ``|dx|`` plus mean ``|dy|`` (anisotropic, what the seed's
     ``tf.image.total_variation`` summed), ``beta`` ignored.
+    ``kind="vector"``: as ``iso`` but the squared differences are summed over channels before
+    the power, one value per pixel (the papers' TV^beta of a colour image).
 
     >>> total_variation(torch.tensor([[[[0., 1.], [0., 1.]]]]), beta=2).item()
     1.0
@@ -47,11 +49,13 @@ def total_variation(x: torch.Tensor, beta: float = 2.0, kind: str = "iso") -> to
         dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
         dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
         return dx + dy
-    if kind != "iso":
-        raise ValueError(f"TV kind must be 'iso' or 'l1', got {kind!r}")
+    if kind not in ("iso", "vector"):
+        raise ValueError(f"TV kind must be 'iso', 'vector' or 'l1', got {kind!r}")
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]
     squared = dx.pow(2) + dy.pow(2)
+    if kind == "vector":
+        squared = squared.sum(1)
     # eps keeps the gradient finite where the image is flat (beta < 2); exact for beta = 2.
     value = squared if beta == 2 else (squared + EPS).pow(beta / 2)
     return value.flatten(1).mean(1)
@@ -66,6 +70,16 @@ def alpha_norm(x: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
     1.0
     """
     return (2 * x - 1).abs().pow(alpha).flatten(1).mean(1)
+
+
+def pixel_norm_power(x: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
+    """Mean over pixels of ``||x[:, i, j]||^alpha`` (each pixel's colour vector) -> ``[B]``:
+    the papers' alpha-norm prior, for images in the network's mean-subtracted space.
+
+    >>> pixel_norm_power(torch.full((1, 3, 2, 2), 2.0), alpha=2).item()
+    12.0
+    """
+    return x.pow(2).sum(1).pow(alpha / 2).flatten(1).mean(1)
 
 
 Weight = float | torch.Tensor  # a scalar, or one weight per image ([B])
@@ -87,29 +101,34 @@ class FeatureTerm:
         return normalized_feature_loss(features[self.layer], self.target)
 
 
+Space = Callable[[torch.Tensor], torch.Tensor] | None  # where a prior sees the image (None: RGB [0, 1])
+
+
 @dataclass
 class TVTerm:
-    """Total-variation prior (see :func:`total_variation`)."""
+    """Total-variation prior (see :func:`total_variation`), optionally in another pixel space."""
 
     weight: Weight = 1.0
     beta: float = 2.0
     kind: str = "iso"
+    space: Space = None
     name: str = "tv"
 
     def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return total_variation(x, self.beta, self.kind)
+        return total_variation(self.space(x) if self.space else x, self.beta, self.kind)
 
 
 @dataclass
 class AlphaTerm:
-    """Alpha-norm prior (see :func:`alpha_norm`)."""
+    """Alpha-norm prior: :func:`alpha_norm` on RGB [0, 1], or :func:`pixel_norm_power` in ``space``."""
 
     weight: Weight = 1.0
     alpha: float = 6.0
+    space: Space = None
     name: str = "alpha"
 
     def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return alpha_norm(x, self.alpha)
+        return pixel_norm_power(self.space(x), self.alpha) if self.space else alpha_norm(x, self.alpha)
 
 
 Term = FeatureTerm | TVTerm | AlphaTerm

@@ -36,11 +36,17 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x * self.scale - mean) / std
 
+    def centred(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] -> the network's mean-subtracted, scaled space (``x * scale - mean``, no std):
+        for Caffe weights, the papers' BGR 0-255 space where the priors were defined."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x.flip(1) if self.bgr else x) * self.scale - mean
+
     def bound_pixel_norm(self, x: torch.Tensor, bound: float) -> torch.Tensor:
         """Cap each pixel's colour vector at norm ``bound`` in the mean-subtracted, scaled space
         (``x * scale - mean``, before std): the IJCV paper's projection with B = 160 on 0-255."""
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        centred = (x.flip(1) if self.bgr else x) * self.scale - mean
+        centred = self.centred(x)
         norm = centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         centred = centred * (bound / norm).clamp(max=1.0)
         x = (centred + mean) / self.scale

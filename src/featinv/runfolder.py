@@ -157,7 +157,7 @@ def _differences(stored: InvertConfig, given: InvertConfig) -> list[str]:
 
 def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
                   model: LoadedModel | None = None, callbacks: list[Callback] | None = None,
-                  quiet: bool = True, header: str = "") -> Result:
+                  quiet: bool = True, header: str = "", tensorboard: bool = False) -> Result:
     """Run ``config`` writing ``folder``; or, with ``resume``, continue the run stored there."""
     folder = Path(folder)
     callbacks = list(callbacks or [])
@@ -188,4 +188,7 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
     if not quiet:
         from .callbacks import ProgressBar
         callbacks.append(ProgressBar(desc=folder.name))
+    if tensorboard:
+        from .callbacks import TensorBoard
+        callbacks.append(TensorBoard([folder / "tensorboard"]))
     return run.run([RunFolder(folder, 0, header), *callbacks])

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import InvertConfig, check_keys, from_dict, read_yaml
+from .config import InvertConfig, check_keys, read_yaml
 from .errors import ConfigError, FeatinvError
 
 SWEEP_KEYS = ("base", "grid", "zip")
@@ -102,11 +102,13 @@ def expand(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
         raise ConfigError(f"{where}.zip lists must have one length, got " +
                           ", ".join(f"{k}: {len(v)}" for k, v in zip_lists.items()))
     zip_rows = [dict(zip(zip_lists, row)) for row in zip(*zip_lists.values())] or [{}]
-    trials, seen = [], set()
+    from .recipes import with_recipe
+
+    trials, seen, models = [], set(), {}
     for combo in itertools.product(*grid_lists.values()):
         for zrow in zip_rows:
             params = {**dict(zip(grid_lists, combo)), **zrow}
-            config = from_dict({**base, **(overrides or {}), **params}, where=where)
+            config, _ = with_recipe(base, {**(overrides or {}), **params}, where, models)
             name = trial_name(params)
             if name in seen:
                 raise ConfigError(f"{where}: two trials would share the folder {name!r}; "
@@ -137,7 +139,7 @@ def trials_csv(outcomes: Sequence[TrialOutcome]) -> str:
     return buf.getvalue()
 
 
-def run_trial(trial: Trial, folder: Path, quiet: bool = True) -> TrialOutcome:
+def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False) -> TrialOutcome:
     """Run (or resume, or reuse) one trial in ``folder``; failures become outcomes, not exceptions."""
     from .runfolder import CONFIG, is_finished, read_summary, run_in_folder
 
@@ -145,7 +147,8 @@ def run_trial(trial: Trial, folder: Path, quiet: bool = True) -> TrialOutcome:
         summary = read_summary(folder) or {}
         return TrialOutcome(trial, summary.get("status", "done"), summary, summary.get("message", ""), True)
     try:
-        result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet)
+        result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet,
+                               tensorboard=tensorboard)
     except FeatinvError as exc:
         return TrialOutcome(trial, "failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
@@ -189,21 +192,26 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None)
     return chunks + singles
 
 
-def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = True) -> list[TrialOutcome]:
+def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = True,
+              tensorboard: bool = False) -> list[TrialOutcome]:
     """Run fresh trials as one batch, each into its own folder; if the batch cannot even be
     set up (say one trial's image is missing), run them one by one so each failure is its own."""
     from .inversion import Inversion
     from .runfolder import RunFolder, check_writable
 
     if len(trials) == 1:
-        return [run_trial(trials[0], folders[0], quiet)]
+        return [run_trial(trials[0], folders[0], quiet, tensorboard)]
     try:
         run = Inversion([t.config for t in trials])
         for folder in folders:
             check_writable(folder)
-        results = run.run_all([RunFolder(f, i) for i, f in enumerate(folders)])
+        callbacks: list[Any] = [RunFolder(f, i) for i, f in enumerate(folders)]
+        if tensorboard:
+            from .callbacks import TensorBoard
+            callbacks.append(TensorBoard([f / "tensorboard" for f in folders]))
+        results = run.run_all(callbacks)
     except FeatinvError:
-        return [run_trial(t, f, quiet) for t, f in zip(trials, folders)]
+        return [run_trial(t, f, quiet, tensorboard) for t, f in zip(trials, folders)]
     return [_outcome(t, r) for t, r in zip(trials, results)]
 
 
@@ -221,7 +229,7 @@ def save_spec(out: Path, text: str) -> None:
 
 def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
               on_trial: Callable[[TrialOutcome], None] | None = None,
-              batch: int | None = None) -> list[TrialOutcome]:
+              batch: int | None = None, tensorboard: bool = False) -> list[TrialOutcome]:
     """Run every trial into ``out/trials/<name>``, writing ``out/trials.csv`` as it goes.
 
     Fresh trials that share model, layers, size and steps run ``batch`` at a time in one
@@ -255,6 +263,6 @@ def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
     for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch):
         indices = [todo[k] for k in chunk]
         for i, outcome in zip(indices, run_batch([trials[i] for i in indices],
-                                                 [folders[i] for i in indices], quiet)):
+                                                 [folders[i] for i in indices], quiet, tensorboard)):
             record(i, outcome)
     return [done[i] for i in range(len(trials))]
