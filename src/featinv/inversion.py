@@ -24,15 +24,12 @@ import torch
 from . import metrics
 from .config import InvertConfig
 from .extractor import FeatureExtractor, frozen
-from .io import load_target, read_image, fit_square
+from .io import load_target
 from .layers import parse_layers
 from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
 from .preprocess import preset
 from .schedules import Schedule
-
-STATUSES = ("done", "interrupted", "diverged")
-
 
 @dataclass
 class Result:
@@ -54,11 +51,12 @@ class Result:
 
 
 class Callback(Protocol):
-    """Observes a run. Every method is optional."""
+    """Observes a run. Every method is optional. ``rows`` and ``results`` have one entry per
+    trial of the (possibly batched) run; a row is None for a trial that has stopped."""
 
     def on_start(self, run: "Inversion") -> None: ...
-    def on_step(self, run: "Inversion", row: dict[str, float]) -> None: ...
-    def on_end(self, run: "Inversion", result: Result) -> None: ...
+    def on_step(self, run: "Inversion", rows: list[dict[str, float] | None]) -> None: ...
+    def on_end(self, run: "Inversion", results: list[Result]) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,15 +70,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _initial_image(config: InvertConfig, size: int) -> torch.Tensor:
+def _initial_image(config: InvertConfig) -> torch.Tensor:
     """Seeded Gaussian noise around grey, constant grey, or an image file: ``[1, 3, S, S]``."""
+    size = config.size
     if config.init == "noise":
         gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same start on any device
         x = 0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)
     elif config.init == "grey":
         x = torch.full((1, 3, size, size), 0.5)
     else:
-        x = fit_square(read_image(config.init), size)[None]
+        x = load_target(config.init, config.size)[None]
     return x.clamp(0, 1)
 
 
@@ -141,7 +140,7 @@ class Inversion:
             target_features = self.extractor(self.preprocess(self.target))
         self.objective = self._objective(target_features)
         self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
-        self.params = [_initial_image(c, c.size).to(self.device).requires_grad_(True) for c in self.configs]
+        self.params = [_initial_image(c).to(self.device).requires_grad_(True) for c in self.configs]
         self.optimizer = _make_optimizer(self.configs, self.params)
         self.jitter_rngs = [torch.Generator().manual_seed(c.seed + 1) for c in self.configs]
         self.step = 0

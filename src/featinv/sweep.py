@@ -144,8 +144,7 @@ def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool 
     from .runfolder import CONFIG, is_finished, read_summary, run_in_folder
 
     if is_finished(folder):
-        summary = read_summary(folder) or {}
-        return TrialOutcome(trial, summary.get("status", "done"), summary, summary.get("message", ""), True)
+        return _reused(trial, read_summary(folder) or {})
     try:
         result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet,
                                tensorboard=tensorboard)
@@ -154,6 +153,11 @@ def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool 
     except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
         return TrialOutcome(trial, "failed", error=f"{type(exc).__name__}: {exc}")
     return _outcome(trial, result)
+
+
+def _reused(trial: Trial, summary: dict[str, Any]) -> TrialOutcome:
+    """The outcome of a trial an earlier run of the sweep finished."""
+    return TrialOutcome(trial, summary.get("status", "done"), summary, summary.get("message", ""), reused=True)
 
 
 def _outcome(trial: Trial, result: Any) -> TrialOutcome:
@@ -255,9 +259,7 @@ def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
     todo = []
     for i, (trial, folder) in enumerate(zip(trials, folders)):
         if is_finished(folder):
-            summary = read_summary(folder) or {}
-            record(i, TrialOutcome(trial, summary.get("status", "done"), summary,
-                                   summary.get("message", ""), reused=True))
+            record(i, _reused(trial, read_summary(folder) or {}))
         else:
             todo.append(i)
     for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch):
