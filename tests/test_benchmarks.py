@@ -16,3 +16,23 @@ def test_batched_sweep_benchmark_reports_throughput(tmp_path):
     assert row["size"] == 32 and row["trials"] == 2
     assert row["sequential_s"] > 0 and row["batched_s"] > 0 and row["speedup"] > 0
     assert "speedup" in proc.stdout
+
+
+def test_featinv_bench_smoke(tmp_path):
+    """`featinv bench` at a tiny size: every field present and sane (no speed thresholds)."""
+    from conftest import run_cli
+    out = tmp_path / "bench.json"
+    proc = run_cli("bench", "--cases", "vgg16_bn:conv1_2", "resnet18:res2", "--sizes", "32", "--batches", "1",
+                   "--batched-sizes", "32", "--steps", "3", "--warmup", "1", "--device", "cpu", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["environment"]["device"] == "cpu" and data["environment"]["torch"]
+    assert [(r["model"], r["layer"]) for r in data["steps"]] == [("vgg16_bn", "conv1_2"), ("resnet18", "res2")]
+    for r in data["steps"]:
+        for key in ("floor_s", "featinv_s", "naive_s", "memory_mb", "gflop_per_step", "gflops_per_s"):
+            assert r[key] > 0, key
+        # the full step does strictly more work than the floor; allow for timer noise
+        assert r["featinv_s"] > 0.5 * r["floor_s"]
+    (b,) = data["batched"]
+    assert b["trials"] == 8 and b["sequential_s_per_trial_step"] > 0 and b["batched_s_per_trial_step"] > 0
+    assert "naive/featinv" in proc.stdout

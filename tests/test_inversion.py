@@ -137,3 +137,11 @@ def test_jittered_run_resumes_to_the_same_image():
     second.load_state_dict(first.state_dict())
     assert torch.equal(second.run().image, full.image)
     assert not torch.equal(full.image, Inversion(config.replace(jitter=0)).run().image)
+
+
+def test_bf16_autocast_runs_and_stays_close_to_fp32():
+    """Checked on CPU for correctness only (bf16 is slow here); speed is a GPU matter."""
+    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32, steps=5)
+    full, half = invert(**options), invert(precision="bf16", **options)
+    assert half.status == "done" and half.history[-1]["loss"] < half.history[0]["loss"]
+    assert (full.image - half.image).abs().mean() < 0.05

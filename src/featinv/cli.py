@@ -30,6 +30,7 @@ CONFIG_OPTIONS = {
     "seed": (int, "random seed (default 0)"),
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
     "device": (str, "auto (default) | cpu | cuda | cuda:N"),
+    "precision": (str, "fp32 (default) | bf16 | fp16: autocast the network (for CUDA; bf16 is very slow on CPU)"),
     "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
     "recipe": (str, "set everything as a paper's code did: mahendran2015 | mahendran2016 (options still override)"),
 }
@@ -104,6 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--screenshot", action="store_true",
                      help="also save report.png, rendered by a headless Chromium (must be installed)")
     rep.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    be = sub.add_parser("bench", help="time featinv's step against the floor and a naive peer",
+                        description="Median seconds per step of featinv, the bare truncated forward+backward "
+                                    "(floor) and a naive whole-network implementation, in one process; "
+                                    "plus 8 batched trials against 8 sequential ones. Prints a table, "
+                                    "optionally writes JSON.")
+    be.add_argument("--cases", nargs="+", default=None,
+                    help="MODEL:LAYER,LAYER ... (default: vgg16_bn:conv1_2,conv3_1,pool5 resnet18:res2,res8)")
+    be.add_argument("--sizes", nargs="+", type=int, default=[128, 224])
+    be.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    be.add_argument("--batched-sizes", nargs="*", type=int, default=[64, 128, 224],
+                    help="sizes for the batched-vs-sequential rows (vgg16_bn conv3_1); none to skip")
+    be.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
+    be.add_argument("--warmup", type=int, default=3)
+    be.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    be.add_argument("--device", default="auto")
+    be.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="autocast for featinv's step (the floor and naive rows stay fp32)")
+    be.add_argument("--json", type=Path, help="write the results here")
+    be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     sub.add_parser("models", help="list the available models")
     return parser
@@ -252,6 +273,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .inversion import resolve_device
+    from .io import write_json
+
+    device = resolve_device(args.device)
+    cases = bench.parse_cases(args.cases or bench.DEFAULT_CASES, args.sizes, args.batches)
+    rows, batched = [], []
+    for case in cases:
+        rows.append(bench.measure(case, device, args.steps, args.warmup, naive=not args.no_naive,
+                                  precision=args.precision))
+        print(bench.table(rows[-1:], []).splitlines()[-1], flush=True)
+    for size in args.batched_sizes:
+        batched.append(bench.measure_batched("vgg16_bn", "conv3_1", size, device, 8, args.steps, args.warmup))
+    env = bench.environment(device)
+    print(f"\n# {env}\n" + bench.table(rows, batched))
+    if args.json:
+        write_json(args.json, {"environment": env, "steps": rows, "batched": batched})
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import OFFLINE_MODELS, available_models
 
@@ -275,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
-                "report": cmd_report, "models": cmd_models}
+                "report": cmd_report, "bench": cmd_bench, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`

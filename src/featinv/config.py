@@ -17,6 +17,7 @@ from .errors import ConfigError, did_you_mean
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 TV_KINDS = ("iso", "vector", "l1")
 PRIOR_SPACES = ("rgb", "network")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class InvertConfig:
     momentum_reset: bool = False        # clear optimiser momentum whenever the learning rate changes (CVPR code)
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (CUDA; bf16 is very slow on CPU)
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
     recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.recipes)
 
@@ -83,6 +85,7 @@ class InvertConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("tv_kind", self.tv_kind, TV_KINDS)
         _choice("prior_space", self.prior_space, PRIOR_SPACES)
+        _choice("precision", self.precision, PRECISIONS)
         if self.layers is not None and not self.layers:
             raise ConfigError("layers is empty: expected names like 'relu3_3' or 'conv3_1,fc6'")
         from .schedules import Schedule
@@ -103,7 +106,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
 # Trials that agree on these can share one forward/backward pass (see featinv.inversion);
 # everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
 BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
-                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space")
+                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space", "precision")
 
 
 def batch_key(config: InvertConfig) -> tuple:

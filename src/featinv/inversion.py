@@ -28,6 +28,7 @@ from .io import load_target
 from .layers import parse_layers
 from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
+from .perf import tune_allocator, use_channels_last
 from .preprocess import preset
 from .schedules import Schedule
 
@@ -135,9 +136,15 @@ class Inversion:
         self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
         self.configs = [c.replace(layers=self.layers) for c in configs]  # resolved, for config.yaml
         self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
+        self.memory_format = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
+        if self.device.type == "cpu":
+            tune_allocator()
+        else:
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+        self.extractor.to(memory_format=self.memory_format)
         self.target = torch.stack([load_target(c.image, c.size) for c in self.configs]).to(self.device)
         with torch.no_grad(), frozen(self.model.module):
-            target_features = self.extractor(self.preprocess(self.target))
+            target_features = self._features(self.target)
         self.objective = self._objective(target_features)
         self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
         self.params = [_initial_image(c).to(self.device).requires_grad_(True) for c in self.configs]
@@ -220,6 +227,18 @@ class Inversion:
         dy, dx = torch.randint(-c.jitter, c.jitter + 1, (2,), generator=self.jitter_rngs[index]).tolist()
         return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
+    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Preprocess RGB [0, 1] images and run the truncated network on them (autocast if asked;
+        the losses are always computed in fp32)."""
+        x = self.preprocess(x).contiguous(memory_format=self.memory_format)
+        precision = self.config.precision
+        if precision == "fp32":
+            return self.extractor(x)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype):
+            features = self.extractor(x)
+        return {k: v.float() for k, v in features.items()}
+
     def _lrs(self) -> list[float]:
         return [c.lr * s.factor(self.step, c.steps) if on else 0.0
                 for c, s, on in zip(self.configs, self.schedules, self.active)]
@@ -238,7 +257,7 @@ class Inversion:
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
             x = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)])
-            features = self.extractor(self.preprocess(x))
+            features = self._features(x)
             total, parts = self.objective(torch.cat(self.params), features)
             loss = torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
@@ -314,8 +333,7 @@ class Inversion:
     def _results(self) -> list[Result]:
         images = torch.cat([p.detach() for p in self.params]).clamp(0, 1)
         with torch.no_grad():
-            features = self.extractor(self.preprocess(images))
-            errors = self.objective.feature_error(features)
+            errors = self.objective.feature_error(self._features(images))
         return [self._result(i, images[i], {k: float(v[i]) for k, v in errors.items()})
                 for i in range(len(self.configs))]
 

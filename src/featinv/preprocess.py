@@ -5,6 +5,7 @@ weights were trained on (value range, channel order, mean and std). It is differ
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -30,22 +31,19 @@ class Preprocess:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, 3, H, W]`` RGB in [0, 1] -> ``[B, 3, H, W]`` model input."""
-        if self.bgr:
-            x = x.flip(1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * self.scale - mean) / std
+        mean, std = _constants(self, x.device, x.dtype)
+        return ((x.flip(1) if self.bgr else x) * self.scale - mean) / std
 
     def centred(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] -> the network's mean-subtracted, scaled space (``x * scale - mean``, no std):
         for Caffe weights, the papers' BGR 0-255 space where the priors were defined."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        mean, _ = _constants(self, x.device, x.dtype)
         return (x.flip(1) if self.bgr else x) * self.scale - mean
 
     def bound_pixel_norm(self, x: torch.Tensor, bound: float) -> torch.Tensor:
         """Cap each pixel's colour vector at norm ``bound`` in the mean-subtracted, scaled space
         (``x * scale - mean``, before std): the IJCV paper's projection with B = 160 on 0-255."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        mean, _ = _constants(self, x.device, x.dtype)
         centred = self.centred(x)
         norm = centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         centred = centred * (bound / norm).clamp(max=1.0)
@@ -54,6 +52,14 @@ class Preprocess:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as ``[1, 3, 1, 1]`` tensors, made once per device and dtype (not every step)."""
+    mean = torch.tensor(pre.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, dtype=dtype, device=device).view(1, 3, 1, 1)
+    return mean, std
 
 
 PRESETS: dict[str, Preprocess] = {

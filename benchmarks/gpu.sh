@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# GPU check + benchmark, end to end in a few minutes on one CUDA GPU with no network.
+# Needs only python3 with torch, torchvision, numpy, Pillow, PyYAML, scikit-image, matplotlib
+# (no pip install: the package runs from src/). Writes into ${OUT:-benchmarks/gpu-results}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-benchmarks/gpu-results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/nvidia-smi.txt"
+echo "== correctness: CUDA fp32 vs CPU, autocast vs fp32"
+"$py" benchmarks/gpu_check.py "$out/gpu_check.json"
+echo "== featinv vs floor vs naive, fp32"
+"$py" -m featinv bench --device cuda --steps 20 --warmup 5 --json "$out/bench_fp32.json" | tee "$out/bench_fp32.txt"
+echo "== featinv step with bf16 autocast"
+"$py" -m featinv bench --device cuda --steps 20 --warmup 5 --precision bf16 --no-naive --batched-sizes \
+    --json "$out/bench_bf16.json" | tee "$out/bench_bf16.txt"
+echo "== scaling: size x batch, vgg16_bn conv3_1"
+"$py" -m featinv bench --device cuda --cases vgg16_bn:conv3_1 --sizes 128 256 512 --batches 1 8 32 \
+    --steps 10 --warmup 3 --no-naive --batched-sizes --json "$out/scaling.json" | tee "$out/scaling.txt"

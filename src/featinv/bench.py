@@ -1,0 +1,213 @@
+"""``featinv bench``: featinv's step against the floor and a naive peer, measured in one process.
+
+For each case (model, layer, size, batch) it times, as the median of ``steps`` steps after
+``warmup``:
+
+- **floor**: one bare forward + backward-to-the-input of the truncated network, weights frozen
+  (what any inversion must pay);
+- **featinv**: one full optimisation step of :class:`~featinv.inversion.Inversion` (preprocess,
+  truncated forward, objective with TV, backward, Adam, clamp, logging);
+- **naive**: the way common public code does it -- the whole network every step, the feature
+  taken by a forward hook, weights left trainable (their gradients computed), Adam on the pixels;
+
+and reports peak memory (RSS on CPU, ``max_memory_allocated`` on CUDA), FLOPs per featinv step
+(torch's flop counter) and the achieved GFLOP/s. Separately, ``batched`` rows compare 8 trials in
+one batch with the same 8 trials run one after another. Ratios are what count on a noisy machine.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+DEFAULT_CASES = ("vgg16_bn:conv1_2,conv3_1,pool5", "resnet18:res2,res8")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    layer: str
+    size: int
+    batch: int
+
+
+def parse_cases(specs: Sequence[str], sizes: Sequence[int], batches: Sequence[int]) -> list[Case]:
+    """``["vgg16_bn:conv1_2,pool5"]`` x sizes x batches -> cases.
+
+    >>> [c.layer for c in parse_cases(["resnet18:res2,res8"], [64], [1])]
+    ['res2', 'res8']
+    """
+    cases = []
+    for spec in specs:
+        model, _, layers = spec.partition(":")
+        for layer in filter(None, layers.split(",")):
+            cases += [Case(model, layer, s, b) for s in sizes for b in batches]
+    return cases
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], Any], device: torch.device, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hook_module(model: torch.nn.Module, node: str) -> torch.nn.Module:
+    """The module whose output is graph node ``node`` ('layer1.1.relu_1' -> block 'layer1.1')."""
+    try:
+        return model.get_submodule(node)
+    except AttributeError:
+        return model.get_submodule(node.rsplit(".", 1)[0])
+
+
+def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: torch.Tensor) -> Callable[[], None]:
+    """A step written the common way: full network, hook, trainable weights (not featinv code)."""
+    from torchvision.models import get_model
+
+    from .layers import resolve
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = get_model(model_name, weights=None).to(x0.device).eval()  # weights stay trainable
+    store: dict[str, torch.Tensor] = {}
+    _hook_module(model, resolve(model, [layer])[layer]).register_forward_hook(
+        lambda m, i, o: store.__setitem__("feature", o))
+    mean = torch.tensor([0.485, 0.456, 0.406], device=x0.device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=x0.device).view(1, 3, 1, 1)
+    with torch.no_grad():
+        model((target_image - mean) / std)
+        target = store["feature"].detach()
+    x = x0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=0.05)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        model((x - mean) / std)
+        loss = (store["feature"] - target).pow(2).sum() / target.pow(2).sum()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, naive: bool = True,
+            precision: str = "fp32") -> dict:
+    """Floor, featinv and naive seconds per step for one case, with memory and FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .config import InvertConfig
+    from .inversion import Inversion
+
+    configs = [InvertConfig(model=case.model, weights="none", layers=(case.layer,), size=case.size,
+                            steps=10**6, seed=i, device=str(device), precision=precision)
+               for i in range(case.batch)]
+    _reset_peak(device)
+    run = Inversion(configs)
+    featinv = median_seconds(run.step_once, device, steps, warmup)
+    memory = peak_memory_mb(device)
+    with FlopCounterMode(display=False) as counter:
+        run.step_once()
+    flops = counter.get_total_flops()
+
+    extractor = run.extractor
+    x = run.preprocess(run.target).contiguous(memory_format=run.memory_format).requires_grad_(True)
+
+    def floor_step() -> None:
+        out = extractor(x)[case.layer]
+        out.backward(torch.ones_like(out))
+        x.grad = None
+    floor = median_seconds(floor_step, device, steps, warmup)
+    row = {**asdict(case), "device": str(device), "precision": precision, "floor_s": floor, "featinv_s": featinv,
+           "featinv_over_floor": featinv / floor, "memory_mb": memory, "gflop_per_step": flops / 1e9,
+           "gflops_per_s": flops / 1e9 / featinv}
+    if naive:
+        start = torch.rand(case.batch, 3, case.size, case.size, device=device)
+        step = naive_step_fn(case.model, case.layer, start, run.target)
+        row["naive_s"] = median_seconds(step, device, steps, warmup)
+        row["naive_over_featinv"] = row["naive_s"] / featinv
+    return row
+
+
+def measure_batched(model: str, layer: str, size: int, device: torch.device, trials: int = 8,
+                    steps: int = 10, warmup: int = 3) -> dict:
+    """Seconds per trial-step: ``trials`` configs in one batch against the same run one by one."""
+    from .config import InvertConfig
+    from .inversion import Inversion
+
+    configs = [InvertConfig(model=model, weights="none", layers=(layer,), size=size, steps=10**6,
+                            lr=0.01 * (1 + i), tv=0.1 * (i % 3), seed=i, device=str(device)) for i in range(trials)]
+    batch = Inversion(configs)
+    batched = median_seconds(batch.step_once, device, steps, warmup) / trials
+    singles = [Inversion(c, batch.model) for c in configs]
+    sequential = median_seconds(lambda: [s.step_once() for s in singles], device, steps, warmup) / trials
+    return {"model": model, "layer": layer, "size": size, "trials": trials, "device": str(device),
+            "sequential_s_per_trial_step": sequential, "batched_s_per_trial_step": batched,
+            "batched_speedup": sequential / batched}
+
+
+def environment(device: torch.device) -> dict:
+    import torchvision
+    env = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(),
+           "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def table(rows: list[dict], batched: list[dict]) -> str:
+    lines = [f"{'model':<10} {'layer':<8} {'size':>4} {'batch':>5} {'floor ms':>9} {'featinv ms':>10} "
+             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'mem MB':>8}"]
+    for r in rows:
+        naive = f"{r['naive_s'] * 1000:>9.1f} {r['naive_over_featinv']:>13.2f}" if "naive_s" in r else f"{'-':>9} {'-':>13}"
+        lines.append(f"{r['model']:<10} {r['layer']:<8} {r['size']:>4} {r['batch']:>5} {r['floor_s'] * 1000:>9.1f} "
+                     f"{r['featinv_s'] * 1000:>10.1f} {r['featinv_over_floor']:>7.2f} {naive} "
+                     f"{r['gflops_per_s']:>8.1f} {r['memory_mb']:>8.0f}")
+    if batched:
+        lines += ["", f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
+                      f"{'batched ms/trial-step':>22} {'speedup':>8}"]
+        for b in batched:
+            lines.append(f"{b['model']:<10} {b['layer']:<8} {b['size']:>4} {b['trials']:>6} "
+                         f"{b['sequential_s_per_trial_step'] * 1000:>25.1f} {b['batched_s_per_trial_step'] * 1000:>22.1f} "
+                         f"{b['batched_speedup']:>7.2f}x")
+    return "\n".join(lines)
