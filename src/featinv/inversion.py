@@ -91,7 +91,8 @@ def _make_optimizer(configs: Sequence[InvertConfig], params: list[torch.Tensor])
         return torch.optim.LBFGS(params, lr=configs[0].lr, max_iter=1, history_size=20)
     groups = [{"params": [p], "lr": c.lr, "momentum": c.momentum} for p, c in zip(params, configs)]
     if kind == "adam":
-        return torch.optim.Adam([{k: v for k, v in g.items() if k != "momentum"} for g in groups])
+        fused = params[0].device.type == "cuda"  # one kernel for every trial's update
+        return torch.optim.Adam([{k: v for k, v in g.items() if k != "momentum"} for g in groups], fused=fused)
     return torch.optim.SGD(groups, lr=configs[0].lr)
 
 
@@ -152,7 +153,7 @@ class Inversion:
         self.jitter_rngs = [torch.Generator().manual_seed(c.seed + 1) for c in self.configs]
         self.step = 0
         self.histories: list[list[dict[str, float]]] = [[] for _ in self.configs]
-        self.last_good = [p.detach().clone() for p in self.params]
+        self.last_good = [p.detach().clone() for p in self.params]  # buffers, updated in place
         self.statuses = ["running"] * len(self.configs)
         self._stop_reason: str | None = None
         self.memory_bytes: int | None = None  # activations saved for backward + weights, one step
@@ -211,7 +212,7 @@ class Inversion:
             raise ValueError("load_state_dict resumes a single-trial Inversion")
         with torch.no_grad():
             self.x.copy_(state["x"].to(self.device))
-        self.last_good = [state["last_good"].to(self.device)]
+        self.last_good = [state["last_good"].to(self.device).clone()]
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.histories = [list(state["history"])]
@@ -250,44 +251,44 @@ class Inversion:
             if self.configs[i].momentum_reset and group["lr"] != lr and self.step > 0:
                 self.optimizer.state[self.params[i]] = {}  # momentum restarts at each lr change
             group["lr"] = lr
-        mask = torch.tensor(active, device=self.device)
+        mask = self._mask(active)
         start = time.perf_counter()
         measured: dict[str, Any] = {}
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
-            x = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)])
-            features = self._features(x)
-            total, parts = self.objective(torch.cat(self.params), features)
+            x = torch.cat(self.params)
+            jittered = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)]) \
+                if any(c.jitter for c in self.configs) else x
+            total, parts = self.objective(x, self._features(jittered))
             loss = torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
-                measured["total"] = total.detach().cpu()
-                measured["parts"] = {k: v.detach().cpu() for k, v in parts.items()}
+                # one device-to-host copy per step for every logged value
+                values = torch.stack([total, *parts.values()]).detach().cpu()
+                measured["total"], measured["parts"] = values[0], dict(zip(parts, values[1:]))
             return loss
 
         if isinstance(self.optimizer, torch.optim.LBFGS):
             self.optimizer.step(closure)
             if torch.isfinite(measured["total"][0]):
-                self.last_good[0] = self.x.detach().clone()
+                self.last_good[0].copy_(self.x.detach())
         else:
             with _count_saved_bytes(enabled=self.memory_bytes is None) as saved:
                 closure()
             if self.memory_bytes is None:  # measured once, on the first step
                 weights = sum(p.numel() * p.element_size() for p in self.extractor.parameters())
                 self.memory_bytes = saved[0] + weights
+            finite = torch.isfinite(measured["total"]).tolist()
+            good = [i for i, on in enumerate(active) if on and finite[i]]
+            if good:
+                with torch.no_grad():
+                    torch._foreach_copy_([self.last_good[i] for i in good], [self.params[i] for i in good])
             for i, p in enumerate(self.params):
-                if active[i] and torch.isfinite(measured["total"][i]):
-                    self.last_good[i] = p.detach().clone()
-                else:
+                if i not in good:
                     p.grad = None  # a finished or diverging trial must not move
             self.optimizer.step()
-        with torch.no_grad():
-            for c, p in zip(self.configs, self.params):
-                if c.pixel_bound:
-                    p.copy_(self.preprocess.bound_pixel_norm(p, c.pixel_bound))
-                if c.clamp:
-                    p.clamp_(0, 1)
+        self._project()
         seconds = (time.perf_counter() - start) / max(sum(active), 1)  # each trial's share
         rows: list[dict[str, float] | None] = []
         for i, on in enumerate(active):
@@ -299,6 +300,22 @@ class Inversion:
             row.update({"lr": lrs[i], "seconds": seconds})
             rows.append(row)
         return rows
+
+    def _mask(self, active: list[bool]) -> torch.Tensor:
+        """Which trials still count, as a device tensor (rebuilt only when that changes)."""
+        if getattr(self, "_mask_key", None) != active:
+            self._mask_key, self._mask_value = list(active), torch.tensor(active, device=self.device)
+        return self._mask_value
+
+    @torch.no_grad()
+    def _project(self) -> None:
+        """After a step: the pixel-norm bound (IJCV) where asked, then back into [0, 1]."""
+        for c, p in zip(self.configs, self.params):
+            if c.pixel_bound:
+                p.copy_(self.preprocess.bound_pixel_norm(p, c.pixel_bound))
+        if self.config.clamp:  # shared by every trial of a batch
+            torch._foreach_clamp_min_(self.params, 0.0)
+            torch._foreach_clamp_max_(self.params, 1.0)
 
     def run(self, callbacks: Sequence[Callback] = ()) -> Result:
         """Run a single-trial inversion (see :meth:`run_all` for batches)."""
