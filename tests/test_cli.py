@@ -147,3 +147,14 @@ def test_sweep_with_a_failing_trial_exits_non_zero(tmp_path):
     proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 1 and "1/2 trials finished, 1 failed" in proc.stdout
     assert "unknown layer 'nope'" in proc.stdout
+
+
+def test_sweep_on_a_process_pool_from_the_command_line(tmp_path):
+    (tmp_path / "s.yaml").write_text("base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 2}\n"
+                                     "grid: {lr: [0.01, 0.1]}\n")
+    proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--executor", "processes",
+                   "-j", "2", "--batch", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 trials finished" in proc.stdout
+    bad = run_cli("sweep", str(tmp_path / "s.yaml"), "--executor", "processes", "--tensorboard")
+    assert bad.returncode == 2 and "--executor local only" in bad.stderr

@@ -78,3 +78,12 @@ def test_objective_weights_terms_and_reports_raw_values():
     expected = 3 * parts["feat_a"] + 2 * parts["tv"] + torch.tensor([0.0, 1.0]) * parts["alpha"]
     assert torch.allclose(total, expected)
     assert obj.layers == ["a"]
+
+
+def test_feature_loss_gradient_is_exact_and_finite_at_a_perfect_match():
+    target = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f: normalized_feature_loss(f, target), (x,))
+    same = target.clone().requires_grad_(True)
+    normalized_feature_loss(same, target).sum().backward()
+    assert torch.equal(same.grad, torch.zeros_like(same.grad))

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trials per forward pass (default: 8 up to 128 px on CPU and on GPU, else 1)")
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
     sw.add_argument("--tensorboard", action="store_true", help="also log each trial to TRIAL/tensorboard")
+    sw.add_argument("--executor", default="local", choices=["local", "processes", "ray"],
+                    help="where batches run: this process (default), a local process pool, or Ray")
+    sw.add_argument("-j", "--jobs", type=int, default=2, help="worker processes for --executor processes")
+    sw.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    sw.add_argument("--gpus", type=float, default=0, help="GPUs per Ray task (default 0)")
     sw.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     st = sub.add_parser("study", help="run a built-in study and write its report",
@@ -234,8 +239,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sweep.save_spec(out, args.sweep.read_text())
 
-    outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=_trial_printer(args.quiet), batch=args.batch,
-                               tensorboard=args.tensorboard)
+    from .executors import make_executor
+    executor = make_executor(args.executor, args.jobs, args.address, args.tensorboard, args.gpus)
+    progress = _SweepProgress(len(trials), _trial_printer(args.quiet))
+    try:
+        outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=progress, batch=args.batch,
+                                   tensorboard=args.tensorboard, executor=executor)
+    finally:
+        progress.close()
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
           f"table: {out / 'trials.csv'}")
@@ -249,6 +260,32 @@ def _trial_printer(quiet: bool) -> Any:
             metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
             print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
     return report
+
+
+class _SweepProgress:
+    """One bar for the whole sweep (done / failed / left), on a terminal only."""
+
+    def __init__(self, total: int, then: Any) -> None:
+        self.total, self.then, self.done, self.failed, self.bar = total, then, 0, 0, None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc="sweep", unit="trial", dynamic_ncols=True)
+
+    def __call__(self, outcome: Any) -> None:
+        self.done += outcome.status != "failed"
+        self.failed += outcome.status == "failed"
+        if self.bar is not None:
+            self.bar.set_postfix(done=self.done, failed=self.failed,
+                                 left=self.total - self.done - self.failed, refresh=False)
+            self.bar.update(1)
+            self.bar.clear()
+        self.then(outcome)
+        if self.bar is not None:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_study(args: argparse.Namespace) -> int:

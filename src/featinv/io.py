@@ -6,6 +6,7 @@ so an interrupted write never leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -55,6 +56,10 @@ def _sample_pixels(name: str) -> np.ndarray:
     return _pixels_01(Image.fromarray(arr))
 
 
+# Files handed over in memory (a sweep worker that does not share the driver's disk): path -> bytes.
+PROVIDED_FILES: dict[str, bytes] = {}
+
+
 def read_image(source: str | os.PathLike[str]) -> torch.Tensor:
     """Read an image file (or ``skimage:NAME``) as an RGB ``[3, H, W]`` float tensor in [0, 1].
 
@@ -64,6 +69,10 @@ def read_image(source: str | os.PathLike[str]) -> torch.Tensor:
     source = str(source)
     if source.startswith(SAMPLE_PREFIX):
         pixels = _sample_pixels(source[len(SAMPLE_PREFIX):])
+    elif source in PROVIDED_FILES:
+        with Image.open(io.BytesIO(PROVIDED_FILES[source])) as img:
+            img.load()
+            pixels = _pixels_01(img)
     else:
         path = Path(source)
         if not path.is_file():

@@ -20,15 +20,22 @@ import torch
 EPS = 1e-8
 
 
-def normalized_feature_loss(feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def squared_norm(x: torch.Tensor) -> torch.Tensor:
+    """``||x_b||^2`` per image: ``[B, ...]`` -> ``[B]`` (one fused reduction)."""
+    return torch.linalg.vector_norm(x.flatten(1), dim=1).square()
+
+
+def normalized_feature_loss(feature: torch.Tensor, target: torch.Tensor,
+                            target_norm: torch.Tensor | None = None) -> torch.Tensor:
     """``||f - f0||^2 / ||f0||^2`` per image: ``[B, ...]``, ``[B or 1, ...]`` -> ``[B]``.
+
+    ``target_norm`` (``||f0||^2``, ``[B or 1]``) may be given to save recomputing it every step.
 
     >>> normalized_feature_loss(torch.zeros(2, 3), torch.ones(1, 3)).tolist()
     [1.0, 1.0]
     """
-    diff = (feature - target).flatten(1).pow(2).sum(1)
-    norm = target.flatten(1).pow(2).sum(1).clamp_min(EPS)
-    return diff / norm
+    norm = squared_norm(target) if target_norm is None else target_norm
+    return squared_norm(feature - target) / norm.clamp_min(EPS)
 
 
 def total_variation(x: torch.Tensor, beta: float = 2.0, kind: str = "iso") -> torch.Tensor:
@@ -93,12 +100,15 @@ class FeatureTerm:
     target: torch.Tensor
     weight: Weight = 1.0
 
+    def __post_init__(self) -> None:
+        self.target_norm = squared_norm(self.target.detach())  # constant: computed once
+
     @property
     def name(self) -> str:
         return f"feat_{self.layer}"
 
     def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return normalized_feature_loss(features[self.layer], self.target)
+        return normalized_feature_loss(features[self.layer], self.target, self.target_norm)
 
 
 Space = Callable[[torch.Tensor], torch.Tensor] | None  # where a prior sees the image (None: RGB [0, 1])
@@ -163,5 +173,5 @@ class Objective:
 
     def feature_error(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The unweighted normalised error of each feature term ``{layer: [B]}``."""
-        return {t.layer: normalized_feature_loss(features[t.layer], t.target)
+        return {t.layer: normalized_feature_loss(features[t.layer], t.target, t.target_norm)
                 for t in self.terms if isinstance(t, FeatureTerm)}

@@ -20,11 +20,13 @@ fails (bad parameter, divergence) is recorded with its reason and the sweep goes
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _io
 import itertools
+import os
 import tempfile  # noqa: F401 - used by the doctest
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,20 +235,24 @@ def save_spec(out: Path, text: str) -> None:
 
 def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
               on_trial: Callable[[TrialOutcome], None] | None = None,
-              batch: int | None = None, tensorboard: bool = False) -> list[TrialOutcome]:
+              batch: int | None = None, tensorboard: bool = False, executor: Any = None) -> list[TrialOutcome]:
     """Run every trial into ``out/trials/<name>``, writing ``out/trials.csv`` as it goes.
 
     Fresh trials that share model, layers, size and steps run ``batch`` at a time in one
-    forward/backward pass (None: :func:`default_batch_size`; 1: one by one).
+    forward/backward pass (None: :func:`default_batch_size`; 1: one by one). ``executor`` says
+    where batches run (:mod:`featinv.executors`; default: in this process). Only one sweep may
+    run on a folder at a time.
 
     >>> trials = expand({"base": {"model": "resnet18", "weights": "none", "layers": "res1",
     ...                           "size": 16, "steps": 2}, "grid": {"lr": [0.01, 0.1]}})
     >>> [o.status for o in run_sweep(trials, tempfile.mkdtemp())]
     ['done', 'done']
     """
+    from .executors import BatchJob, LocalExecutor
     from .runfolder import is_finished, read_summary
 
     out = Path(out)
+    executor = executor or LocalExecutor(tensorboard)
     folders = [out / "trials" / t.name for t in trials]
     done: dict[int, TrialOutcome] = {}
 
@@ -256,15 +262,44 @@ def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
         if on_trial:
             on_trial(outcome)
 
-    todo = []
-    for i, (trial, folder) in enumerate(zip(trials, folders)):
-        if is_finished(folder):
-            record(i, _reused(trial, read_summary(folder) or {}))
-        else:
-            todo.append(i)
-    for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch):
-        indices = [todo[k] for k in chunk]
-        for i, outcome in zip(indices, run_batch([trials[i] for i in indices],
-                                                 [folders[i] for i in indices], quiet, tensorboard)):
-            record(i, outcome)
+    with sweep_lock(out):
+        todo = []
+        for i, (trial, folder) in enumerate(zip(trials, folders)):
+            if is_finished(folder):
+                record(i, _reused(trial, read_summary(folder) or {}))
+            else:
+                todo.append(i)
+        jobs = []
+        for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch):
+            indices = [todo[k] for k in chunk]
+            jobs.append(BatchJob(indices, [trials[i] for i in indices], [folders[i] for i in indices]))
+        for job, outcomes in executor.run(jobs):
+            for i, outcome in zip(job.indices, outcomes):
+                record(i, outcome)
     return [done[i] for i in range(len(trials))]
+
+
+@contextlib.contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.featinv.lock`` (an flock, released even if the process dies) for the sweep."""
+    import fcntl
+
+    from .errors import RunFolderError
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".featinv.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise RunFolderError(f"another sweep is running on {str(out)!r} ({owner}): wait for it "
+                                 f"to finish, or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

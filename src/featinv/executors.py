@@ -1,0 +1,228 @@
+"""Where a sweep's batches run: in this process, in a local process pool, or on a Ray cluster.
+
+The local executor writes run folders as it goes (checkpoints, resumable mid-trial). The others
+send each batch to a worker as plain data -- the configs, the bytes of any image files they
+name, and the files of a trial folder an earlier run left unfinished -- and the worker runs it
+with the very same code (:func:`featinv.sweep.run_batch`) in a scratch folder and returns every
+file it wrote. The driver alone writes ``OUT/trials/<name>``: first into a hidden partial folder,
+then renamed into place, so a folder with a name is always a complete one and the output is
+identical to a local sweep. Workers need featinv and its dependencies, not the driver's disk
+(model files named by path -- ``.onnx``, ``.pth`` -- must be reachable by them).
+
+A worker that dies is retried (``max_retries`` times, then the trials are recorded as failed);
+results are written only when they arrive, so no trial is lost or written twice.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .config import from_dict, to_yaml
+from .errors import FeatinvError
+from .sweep import Trial, TrialOutcome, run_batch
+
+EXECUTORS = ("local", "processes", "ray")
+CRASH_ONCE = "FEATINV_TEST_CRASH_ONCE"  # tests: a folder; a worker exits once per batch marked there
+
+
+@dataclass
+class BatchJob:
+    """Trials that run together, with the index of each in the sweep and its run folder."""
+
+    indices: list[int]
+    trials: list[Trial]
+    folders: list[Path]
+
+
+# -- what travels to a worker and back ---------------------------------------------------
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    if not folder.is_dir():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def pack(job: BatchJob) -> dict[str, Any]:
+    """A batch as plain data: configs, names, image bytes, unfinished folders' files."""
+    images = {}
+    for t in job.trials:
+        for source in (t.config.image, t.config.init):
+            if Path(source).is_file():
+                images[source] = Path(source).read_bytes()
+    return {"configs": [t.config.to_dict() for t in job.trials], "names": [t.name for t in job.trials],
+            "params": [t.params for t in job.trials], "images": images,
+            "existing": [_folder_files(f) for f in job.folders]}
+
+
+def run_packed(packed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a packed batch (in a worker process) and return each trial's outcome and files."""
+    crash_dir = os.environ.get(CRASH_ONCE)
+    if crash_dir:  # fault injection for tests: each batch dies once, on its first attempt only
+        marker = Path(crash_dir) / packed["names"][0]
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("crashed once")
+            os._exit(3)
+    io.PROVIDED_FILES.update(packed["images"])
+    trials = [Trial(n, p, from_dict(c)) for n, p, c in zip(packed["names"], packed["params"], packed["configs"])]
+    with tempfile.TemporaryDirectory(prefix="featinv-worker-") as tmp:
+        folders = [Path(tmp) / "trials" / n for n in packed["names"]]
+        for folder, files in zip(folders, packed["existing"]):
+            for rel, data in files.items():
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / rel).write_bytes(data)
+        outcomes = run_batch(trials, folders)
+        return [{"status": o.status, "summary": o.summary, "error": o.error, "files": _folder_files(f)}
+                for o, f in zip(outcomes, folders)]
+
+
+def write_folder(folder: Path, files: dict[str, bytes], config: Any) -> None:
+    """Write a trial folder from a worker's files: into a hidden partial folder, then renamed."""
+    if not files:
+        return
+    files = {**files, "config.yaml": to_yaml(config).encode()}  # the driver's own config text
+    partial = folder.parent / f".{folder.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    for rel, data in files.items():
+        io.write_bytes(partial / rel, data)
+    if folder.exists():  # an unfinished folder whose files the worker received and returned
+        old = folder.parent / f".{folder.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+        partial.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        partial.rename(folder)
+
+
+def unpack(job: BatchJob, results: list[dict[str, Any]]) -> list[TrialOutcome]:
+    outcomes = []
+    for trial, folder, r in zip(job.trials, job.folders, results):
+        write_folder(folder, r["files"], trial.config)
+        outcomes.append(TrialOutcome(trial, r["status"], r["summary"], r["error"]))
+    return outcomes
+
+
+def failed(job: BatchJob, reason: str) -> list[TrialOutcome]:
+    return [TrialOutcome(t, "failed", error=reason) for t in job.trials]
+
+
+# -- executors ---------------------------------------------------------------------------
+class LocalExecutor:
+    """Batches one after another in this process, writing folders as they go (the default)."""
+
+    def __init__(self, tensorboard: bool = False) -> None:
+        self.tensorboard = tensorboard
+
+    def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
+        for job in jobs:
+            yield job, run_batch(job.trials, job.folders, tensorboard=self.tensorboard)
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor:
+    """Batches on a local pool of ``workers`` processes (each with cores/workers threads)."""
+
+    def __init__(self, workers: int = 2, max_retries: int = 3) -> None:
+        self.workers, self.max_retries = max(1, workers), max_retries
+
+    def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        pending = {i: job for i, job in enumerate(jobs)}
+        attempts = {i: 0 for i in pending}
+        while pending:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
+            with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(threads,)) as pool:
+                futures = {pool.submit(run_packed, pack(job)): i for i, job in pending.items()}
+                broken = False
+                while futures and not broken:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        i = futures.pop(future)
+                        try:
+                            results = future.result()
+                        except BrokenProcessPool:
+                            broken = True  # a worker died: every unfinished batch goes again
+                            continue
+                        except Exception as exc:  # noqa: BLE001 - reported as the trials' failure
+                            job = pending.pop(i)
+                            yield job, failed(job, f"worker error: {type(exc).__name__}: {exc}")
+                            continue
+                        job = pending.pop(i)
+                        yield job, unpack(job, results)
+            for i in list(pending):
+                attempts[i] += 1
+                if attempts[i] > self.max_retries:
+                    job = pending.pop(i)
+                    yield job, failed(job, f"worker died {attempts[i]} times; gave up")
+
+
+class RayExecutor:
+    """Batches as Ray tasks: a local Ray, ``RAY_ADDRESS``, or ``address`` (``ray://head:10001``)."""
+
+    def __init__(self, address: str | None = None, cpus: float = 1, gpus: float = 0,
+                 max_retries: int = 3, init_options: dict | None = None) -> None:
+        self.address, self.cpus, self.gpus = address, cpus, gpus
+        self.max_retries, self.init_options = max_retries, init_options or {}
+
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise FeatinvError("--executor ray needs Ray: pip install 'featinv[ray]'") from None
+        if not ray.is_initialized():
+            env = {k: v for k, v in os.environ.items() if k.startswith("FEATINV_")}
+            options = {"include_dashboard": False, "log_to_driver": False,
+                       "runtime_env": {"env_vars": env}, **self.init_options}
+            address = self.address or os.environ.get("RAY_ADDRESS")
+            if address:
+                import featinv
+                options["runtime_env"]["py_modules"] = [str(Path(featinv.__file__).parent)]
+                ray.init(address=address, **options)
+            else:
+                ray.init(**options)
+        return ray
+
+    def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
+        ray = self._connect()
+        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries,
+                          retry_exceptions=False)(run_packed)
+        refs = {task.remote(pack(job)): job for job in jobs}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                job = refs.pop(ref)
+                try:
+                    results = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # retries exhausted, or the task raised
+                    yield job, failed(job, f"ray task failed: {str(exc).splitlines()[0][:300]}")
+                    continue
+                yield job, unpack(job, results)
+
+
+def make_executor(name: str, workers: int = 2, address: str | None = None, tensorboard: bool = False,
+                  gpus: float = 0) -> Any:
+    if name == "local":
+        return LocalExecutor(tensorboard)
+    if tensorboard:
+        raise FeatinvError("--tensorboard works with --executor local only (event files are written as the run goes)")
+    if name == "processes":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address, gpus=gpus)
+    from .errors import did_you_mean
+    raise FeatinvError(f"unknown executor {name!r}: expected one of {', '.join(EXECUTORS)}.{did_you_mean(name, EXECUTORS)}")

@@ -1,0 +1,134 @@
+"""Sweeps on a process pool and on a real local Ray: same output as local, faults survived."""
+import csv
+import io as _io
+import os
+
+import pytest
+from PIL import Image
+
+from featinv.errors import FeatinvError, RunFolderError
+from featinv.executors import CRASH_ONCE, ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
+from featinv.runfolder import is_finished
+from featinv.executors import BatchJob
+from featinv.sweep import expand, run_sweep, sweep_lock
+
+BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
+        "size": 16, "steps": 4, "snapshot_every": 2}
+SPEC = {"base": BASE, "grid": {"lr": [0.01, 0.1], "tv": [0.0, 1.0]}}
+METRICS = ("status", "psnr", "ssim", "feature_error_total", "steps")
+
+
+def table(folder):
+    with open(folder / "trials.csv", newline="") as f:
+        return {r["name"]: r for r in csv.DictReader(f)}
+
+
+def assert_same_results(a, b):
+    ta, tb = table(a), table(b)
+    assert set(ta) == set(tb)
+    for name in ta:
+        for key in METRICS:
+            if key in ("psnr", "ssim", "feature_error_total"):
+                assert float(ta[name][key]) == pytest.approx(float(tb[name][key]), rel=1e-4), (name, key)
+            else:
+                assert ta[name][key] == tb[name][key]
+        files_a = sorted(p.relative_to(a / "trials" / name) for p in (a / "trials" / name).rglob("*") if p.is_file())
+        files_b = sorted(p.relative_to(b / "trials" / name) for p in (b / "trials" / name).rglob("*") if p.is_file())
+        assert files_a == files_b
+        assert (a / "trials" / name / "config.yaml").read_text() == (b / "trials" / name / "config.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    run_sweep(expand(SPEC), out, batch=2)
+    return out
+
+
+def test_process_pool_equals_local(local_run, tmp_path):
+    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2, executor=ProcessExecutor(workers=2))
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert_same_results(local_run, tmp_path)
+    assert not list((tmp_path / "trials").glob(".*"))  # no partial folders left behind
+
+
+def test_process_pool_survives_a_worker_killed_mid_trial(tmp_path, monkeypatch):
+    monkeypatch.setenv(CRASH_ONCE, str(tmp_path / "crashes"))
+    outcomes = run_sweep(expand(SPEC), tmp_path / "out", batch=2, executor=ProcessExecutor(workers=2))
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert len(list((tmp_path / "crashes").iterdir())) >= 1  # at least one worker really died
+    assert len(table(tmp_path / "out")) == 4
+
+
+def test_worker_needs_no_driver_disk(tmp_path):
+    buf = _io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, format="PNG")
+    trials = expand({"base": {**BASE, "image": "/driver/only/red.png"}, "grid": {"lr": [0.05]}})
+    job = BatchJob([0], trials, [tmp_path / "x"])
+    packed = pack(job)
+    packed["images"] = {"/driver/only/red.png": buf.getvalue()}
+    (result,) = run_packed(packed)
+    assert result["status"] == "done" and "final.png" in result["files"]
+    write_folder(tmp_path / "trials" / trials[0].name, result["files"], trials[0].config)
+    assert is_finished(tmp_path / "trials" / trials[0].name)
+    assert "/driver/only/red.png" in (tmp_path / "trials" / trials[0].name / "config.yaml").read_text()
+
+
+def test_a_write_that_breaks_leaves_no_finished_looking_folder(tmp_path, monkeypatch):
+    trials = expand({"base": BASE, "grid": {"lr": [0.05]}})
+    (result,) = run_packed(pack(BatchJob([0], trials, [tmp_path / "none"])))
+    folder = tmp_path / "trials" / trials[0].name
+    monkeypatch.setattr("pathlib.Path.rename", lambda self, target: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        write_folder(folder, result["files"], trials[0].config)
+    assert not folder.exists() and not is_finished(folder)
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    with sweep_lock(tmp_path):
+        with pytest.raises(RunFolderError, match="another sweep is running"):
+            run_sweep(expand(SPEC), tmp_path)
+
+
+def test_unknown_executor_and_missing_ray(monkeypatch):
+    with pytest.raises(FeatinvError, match="Did you mean 'ray'"):
+        make_executor("rays")
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)
+    with pytest.raises(FeatinvError, match=r"pip install 'featinv\[ray\]'"):
+        list(RayExecutor().run([]))
+
+
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory):
+    import ray
+    crash_dir = tmp_path_factory.mktemp("ray-crashes")
+    os.environ[CRASH_ONCE] = str(crash_dir)  # workers inherit it: each trial's first attempt dies
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
+             runtime_env={"env_vars": {CRASH_ONCE: str(crash_dir)}})
+    yield crash_dir
+    ray.shutdown()
+    os.environ.pop(CRASH_ONCE, None)
+
+
+@pytest.mark.timeout(600)
+def test_ray_equals_local_even_with_workers_killed(ray_local, local_run, tmp_path):
+    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2, executor=RayExecutor(max_retries=2))
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert len(list(ray_local.iterdir())) == 2  # each of the 2 batches lost its first worker
+    assert_same_results(local_run, tmp_path)
+
+
+@pytest.mark.timeout(600)
+def test_ray_driver_interrupted_then_rerun_resumes(ray_local, tmp_path):
+    trials = expand(SPEC)
+
+    def stop_after_first(outcome):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(trials, tmp_path, batch=1, executor=RayExecutor(), on_trial=stop_after_first)
+    finished = [t.name for t in trials if is_finished(tmp_path / "trials" / t.name)]
+    assert len(finished) == 1
+    outcomes = run_sweep(trials, tmp_path, batch=1, executor=RayExecutor())
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert [o.reused for o in outcomes].count(True) == 1
