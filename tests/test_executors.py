@@ -132,3 +132,12 @@ def test_ray_driver_interrupted_then_rerun_resumes(ray_local, tmp_path):
     outcomes = run_sweep(trials, tmp_path, batch=1, executor=RayExecutor())
     assert [o.status for o in outcomes] == ["done"] * 4
     assert [o.reused for o in outcomes].count(True) == 1
+
+
+@pytest.mark.timeout(600)
+def test_ray_records_a_failing_trial_and_goes_on(ray_local, tmp_path):
+    trials = expand({"base": BASE, "grid": {"layers": ["res1", "no_such_layer"]}})
+    outcomes = run_sweep(trials, tmp_path, batch=1, executor=RayExecutor())
+    assert [o.status for o in outcomes] == ["done", "failed"]
+    assert "unknown layer 'no_such_layer'" in outcomes[1].error
+    assert table(tmp_path)[trials[1].name]["status"] == "failed"

@@ -145,3 +145,16 @@ def test_bf16_autocast_runs_and_stays_close_to_fp32():
     full, half = invert(**options), invert(precision="bf16", **options)
     assert half.status == "done" and half.history[-1]["loss"] < half.history[0]["loss"]
     assert (full.image - half.image).abs().mean() < 0.05
+
+
+def test_out_of_memory_is_a_clear_error(monkeypatch):
+    from featinv.errors import ResourceError
+    run = Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
+                                 size=64, steps=3))
+
+    def no_memory():
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 999999999999 bytes")
+    monkeypatch.setattr(run, "step_once", no_memory)
+    with pytest.raises(ResourceError, match="size 64.*size 40 needs about half"):
+        run.run()

@@ -38,6 +38,10 @@ class LayerError(FeatinvError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ResourceError(FeatinvError, MemoryError):
+    """The machine ran out of memory for this size and batch."""
+
+
 class RunFolderError(FeatinvError, OSError):
     """The run folder exists, is not writable, or cannot be resumed."""
 

@@ -317,6 +317,22 @@ class Inversion:
             torch._foreach_clamp_min_(self.params, 0.0)
             torch._foreach_clamp_max_(self.params, 1.0)
 
+    def _step_or_explain_memory(self) -> list[dict[str, float] | None]:
+        """A step; running out of memory becomes a clear error naming a size that should fit."""
+        try:
+            return self.step_once()
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in str(exc):
+                raise
+            from .errors import ResourceError
+            size, batch = self.config.size, len(self.configs)
+            smaller = max(8, int(size / 2 ** 0.5) // 8 * 8)  # memory grows with size^2 x batch
+            raise ResourceError(
+                f"out of memory on {self.device} at size {size} with {batch} trial(s) in the batch "
+                f"({str(exc).splitlines()[0][:160]}): memory grows with size^2 x batch; size {smaller} "
+                f"needs about half" + (f", or run the trials with --batch {max(1, batch // 2)}" if batch > 1 else "")
+            ) from None
+
     def run(self, callbacks: Sequence[Callback] = ()) -> Result:
         """Run a single-trial inversion (see :meth:`run_all` for batches)."""
         if len(self.configs) != 1:
@@ -328,7 +344,7 @@ class Inversion:
         with frozen(self.model.module), _sigint_stops(self):
             _emit(callbacks, "on_start", self)
             while self.step < self.config.steps and self._stop_reason is None and any(self.active):
-                rows = self.step_once()
+                rows = self._step_or_explain_memory()
                 for i, row in enumerate(rows):
                     if row is None:
                         continue
