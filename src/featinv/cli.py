@@ -153,11 +153,13 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _default_out(config: Any) -> Path:
+    from .models import DEFAULT_LAYERS
     from .runfolder import new_folder_name
 
     image = config.image.split(":", 1)[1] if config.image.startswith("skimage:") else Path(config.image).stem
     model = Path(config.model).stem
-    layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else "default"
+    layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else \
+        DEFAULT_LAYERS.get(config.model, "default")
     safe = "".join(c if c.isalnum() or c in "-_+." else "-" for c in f"{image}_{model}_{layers}")
     return new_folder_name(Path("runs"), safe[:100])
 

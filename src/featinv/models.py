@@ -32,6 +32,7 @@ from .preprocess import PRESETS, Preprocess
 
 DEFAULT_MODEL = "vgg16_offline"
 OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline")
+DEFAULT_LAYERS = {"vgg16_offline": "relu3_3", "efficientnet_lite0_offline": "stage3"}  # a mid layer each
 RANDOM_WEIGHTS = ("none", "random")
 
 
@@ -111,7 +112,8 @@ def _load_vgg16_offline() -> LoadedModel:
     model = VGGFeatures()
     model.load_state_dict(_offline_vgg16_state())
     return LoadedModel(model, PRESETS["caffe"], "vgg16_offline", "imagenet (Keras VGG16, offline)",
-                       True, "VGG16 weights: Visual Geometry Group, Oxford (CC BY 4.0)", "relu3_3")
+                       True, "VGG16 weights: Visual Geometry Group, Oxford (CC BY 4.0)",
+                       DEFAULT_LAYERS["vgg16_offline"])
 
 
 def _load_efficientnet_lite0_offline() -> LoadedModel:
@@ -131,7 +133,7 @@ def _load_efficientnet_lite0_offline() -> LoadedModel:
     target.update({b: source[a] for a, b in zip(src, dst)})
     model.load_state_dict(target)
     return LoadedModel(model, PRESETS["tf"], "efficientnet_lite0_offline", "imagenet (offline)",
-                       True, "", "stage3")
+                       True, "", DEFAULT_LAYERS["efficientnet_lite0_offline"])
 
 
 def _torchvision_names() -> list[str]:
