@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -21,8 +22,29 @@ EPS = 1e-8
 
 
 def squared_norm(x: torch.Tensor) -> torch.Tensor:
-    """``||x_b||^2`` per image: ``[B, ...]`` -> ``[B]`` (one fused reduction)."""
-    return torch.linalg.vector_norm(x.flatten(1), dim=1).square()
+    """``||x_b||^2`` per image: ``[B, ...]`` -> ``[B]`` (one fused reduction).
+
+    Reduces over the trailing dimensions in place of flattening, which would copy a
+    channels-last feature map (and copy its gradient back) every step.
+    """
+    return torch.linalg.vector_norm(x, dim=tuple(range(1, x.dim()))).square()
+
+
+class _NormalizedDistance(torch.autograd.Function):
+    """``||f - t||^2 / n`` per image with its gradient ``2 (f - t) / n`` written out: three passes
+    over the feature map (difference, norm, scale) where autograd's norm backward takes five."""
+
+    @staticmethod
+    def forward(ctx: Any, feature: torch.Tensor, target: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+        diff = feature - target
+        ctx.save_for_backward(diff, norm)
+        return squared_norm(diff) / norm
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        diff, norm = ctx.saved_tensors
+        scale = (2 * grad / norm).view(-1, *([1] * (diff.dim() - 1)))
+        return diff * scale, None, None
 
 
 def normalized_feature_loss(feature: torch.Tensor, target: torch.Tensor,
@@ -34,8 +56,10 @@ def normalized_feature_loss(feature: torch.Tensor, target: torch.Tensor,
     >>> normalized_feature_loss(torch.zeros(2, 3), torch.ones(1, 3)).tolist()
     [1.0, 1.0]
     """
-    norm = squared_norm(target) if target_norm is None else target_norm
-    return squared_norm(feature - target) / norm.clamp_min(EPS)
+    norm = (squared_norm(target) if target_norm is None else target_norm).clamp_min(EPS)
+    if target.requires_grad or norm.requires_grad:  # rare: let autograd differentiate everything
+        return squared_norm(feature - target) / norm
+    return _NormalizedDistance.apply(feature, target, norm.expand(feature.shape[0]).contiguous())
 
 
 def total_variation(x: torch.Tensor, beta: float = 2.0, kind: str = "iso") -> torch.Tensor:
