@@ -29,7 +29,7 @@ def test_featinv_bench_smoke(tmp_path):
     assert data["environment"]["device"] == "cpu" and data["environment"]["torch"]
     assert [(r["model"], r["layer"]) for r in data["steps"]] == [("vgg16_bn", "conv1_2"), ("resnet18", "res2")]
     for r in data["steps"]:
-        for key in ("floor_s", "featinv_s", "naive_s", "memory_mb", "gflop_per_step", "gflops_per_s"):
+        for key in ("floor_s", "featinv_s", "naive_s", "memory_mb", "step_memory_mb", "gflop_per_step", "gflops_per_s"):
             assert r[key] > 0, key
         # the full step does strictly more work than the floor; allow for timer noise
         assert r["featinv_s"] > 0.5 * r["floor_s"]

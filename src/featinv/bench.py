@@ -10,7 +10,9 @@ For each case (model, layer, size, batch) it times, as the median of ``steps`` s
 - **naive**: the way common public code does it -- the whole network every step, the feature
   taken by a forward hook, weights left trainable (their gradients computed), Adam on the pixels;
 
-and reports peak memory (RSS on CPU, ``max_memory_allocated`` on CUDA), FLOPs per featinv step
+and reports memory (``memory_mb``: peak allocated on CUDA, the process's peak RSS so far on CPU --
+cumulative, as freed memory stays in the heap; ``step_memory_mb``: one step's activations saved for
+backward plus the weights), FLOPs per featinv step
 (torch's flop counter) and the achieved GFLOP/s. Separately, ``batched`` rows compare 8 trials in
 one batch with the same 8 trials run one after another. Ratios are what count on a noisy machine.
 """
@@ -157,7 +159,8 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
         x.grad = None
     floor = median_seconds(floor_step, device, steps, warmup)
     row = {**asdict(case), "device": str(device), "precision": precision, "floor_s": floor, "featinv_s": featinv,
-           "featinv_over_floor": featinv / floor, "memory_mb": memory, "gflop_per_step": flops / 1e9,
+           "featinv_over_floor": featinv / floor, "memory_mb": memory,
+           "step_memory_mb": (run.memory_bytes or 0) / 2**20, "gflop_per_step": flops / 1e9,
            "gflops_per_s": flops / 1e9 / featinv}
     if naive:
         start = torch.rand(case.batch, 3, case.size, case.size, device=device)
@@ -197,12 +200,12 @@ def environment(device: torch.device) -> dict:
 
 def table(rows: list[dict], batched: list[dict]) -> str:
     lines = [f"{'model':<10} {'layer':<8} {'size':>4} {'batch':>5} {'floor ms':>9} {'featinv ms':>10} "
-             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'mem MB':>8}"]
+             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'step MB':>8} {'peak MB':>8}"]
     for r in rows:
         naive = f"{r['naive_s'] * 1000:>9.1f} {r['naive_over_featinv']:>13.2f}" if "naive_s" in r else f"{'-':>9} {'-':>13}"
         lines.append(f"{r['model']:<10} {r['layer']:<8} {r['size']:>4} {r['batch']:>5} {r['floor_s'] * 1000:>9.1f} "
                      f"{r['featinv_s'] * 1000:>10.1f} {r['featinv_over_floor']:>7.2f} {naive} "
-                     f"{r['gflops_per_s']:>8.1f} {r['memory_mb']:>8.0f}")
+                     f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f}")
     if batched:
         lines += ["", f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
                       f"{'batched ms/trial-step':>22} {'speedup':>8}"]
