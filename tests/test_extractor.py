@@ -26,7 +26,7 @@ def test_layers_after_the_deepest_requested_one_never_run():
 
 def test_resnet_truncation_skips_later_stages():
     model = resnet18().eval()
-    extractor = FeatureExtractor(model, ["res3"])
+    extractor = FeatureExtractor(model, ["res3"], fold_batchnorm=False)  # count the original modules
     ran = [model.layer1[0].conv1, model.layer2[0].conv2]  # res3 = the first block of layer2
     skipped = [model.layer2[1].conv1, model.layer3[0].conv1, model.layer4[1].conv2, model.fc]
     calls, _ = count_calls(ran + skipped)
@@ -53,3 +53,22 @@ def test_frozen_restores_mode_and_grad_flags():
         assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert model.training and model[1].training
     assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]
+
+
+def test_batchnorm_folds_into_convs_without_touching_the_model():
+    from torchvision.models import vgg16_bn
+    model = vgg16_bn().eval()
+    with torch.no_grad():  # non-trivial running statistics
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(2, 3, 32, 32)
+    for layers, folded in ((["relu2_1"], 3), (["conv2_1", "bn2_2"], 3), (["pool5"], 13)):
+        plain = FeatureExtractor(model, layers, fold_batchnorm=False)(x)
+        fast = FeatureExtractor(model, layers)
+        assert fast.folded == folded
+        for name, value in fast(x).items():
+            assert torch.allclose(value, plain[name], rtol=1e-4, atol=1e-5)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 13
+    assert not any(p.requires_grad is False for p in model.parameters())  # the model's flags untouched

@@ -25,7 +25,7 @@ class FeatureExtractor(nn.Module):
     {'conv1_1': (1, 64, 32, 32), 'pool1': (1, 64, 16, 16)}
     """
 
-    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, names: Sequence[str], fold_batchnorm: bool = True) -> None:
         super().__init__()
         from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -36,10 +36,44 @@ class FeatureExtractor(nn.Module):
             model, return_nodes={n: n for n in unique_nodes},
             tracer_kwargs=layer_names.tracer_kwargs(model))
         self.graph.train(model.training)
+        self.folded = fold_conv_batchnorm(self.graph) if fold_batchnorm and not model.training else 0
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.graph(x)
         return {name: out[node] for name, node in self.nodes.items()}
+
+
+def fold_conv_batchnorm(graph_module: torch.fx.GraphModule) -> int:
+    """Fold each eval-mode BatchNorm into the convolution before it, in the extractor's own graph.
+
+    A conv whose output is requested, or used by anything but its BatchNorm, is left alone (its
+    pre-BN output is needed). The model itself is untouched: the folded conv is a new module set
+    on the extractor's copy of the module tree. Returns how many pairs were folded.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for bn_node in list(graph_module.graph.nodes):
+        if bn_node.op != "call_module" or not isinstance(graph_module.get_submodule(bn_node.target), nn.BatchNorm2d):
+            continue
+        conv_node = bn_node.args[0]
+        if (not isinstance(conv_node, torch.fx.Node) or conv_node.op != "call_module"
+                or len(conv_node.users) != 1
+                or type(graph_module.get_submodule(conv_node.target)) is not nn.Conv2d):
+            continue
+        conv, bn = graph_module.get_submodule(conv_node.target), graph_module.get_submodule(bn_node.target)
+        if bn.training or not bn.track_running_stats:
+            continue
+        parent, _, leaf = conv_node.target.rpartition(".")
+        fused = fuse_conv_bn_eval(conv, bn).requires_grad_(False)  # inference only, like the model
+        setattr(graph_module.get_submodule(parent) if parent else graph_module, leaf, fused)
+        bn_node.replace_all_uses_with(conv_node)
+        graph_module.graph.erase_node(bn_node)
+        folded += 1
+    if folded:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return folded
 
 
 @contextlib.contextmanager
