@@ -229,6 +229,19 @@ def _fold_initializer_identities(graph) -> None:
     graph.node.extend(kept)
 
 
+def _check_nchw_input(proto, path: Path) -> None:
+    """featinv feeds ``[B, 3, H, W]`` images: refuse, clearly, a model whose input is NHWC."""
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if not inputs:
+        return
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) == 4 and dims[3] == 3 and dims[1] != 3:
+        raise ModelError(f"{str(path)!r} takes NHWC input {dims} (channels last, e.g. a Keras export): "
+                         f"featinv feeds NCHW images [B, 3, H, W]; re-export the model with NCHW input "
+                         f"(tf2onnx --inputs-as-nchw) or wrap it in a module that permutes")
+
+
 def _load_onnx(path: Path) -> LoadedModel:
     import onnx
     import onnx2torch
@@ -240,6 +253,7 @@ def _load_onnx(path: Path) -> LoadedModel:
         onnx.checker.check_model(proto)
     except Exception as exc:  # noqa: BLE001 - onnx raises many types for a bad file
         raise ModelError(f"cannot read {str(path)!r} as an ONNX model ({exc})") from exc
+    _check_nchw_input(proto, path)
     _fold_initializer_identities(proto.graph)
     try:
         model = onnx2torch.convert(proto)
