@@ -100,7 +100,8 @@ def test_default_out_folders_are_new_each_time(tmp_path):
         "chelsea_resnet18_res2", "chelsea_resnet18_res2-2"]
 
 
-def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path, sig):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu2_2",
             "--size", "64", "--steps", "400", "--snapshot-every", "5", "--out", str(out)]
@@ -108,7 +109,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path):
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr

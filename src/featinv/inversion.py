@@ -430,7 +430,8 @@ def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
 
 @contextmanager
 def _sigint_stops(run: Inversion) -> Iterator[None]:
-    """First Ctrl-C: finish the step, then stop cleanly ('interrupted'); second: abort."""
+    """First Ctrl-C (or SIGTERM): finish the step, then stop cleanly ('interrupted', with a
+    checkpoint); a second one aborts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -440,11 +441,12 @@ def _sigint_stops(run: Inversion) -> Iterator[None]:
             raise KeyboardInterrupt
         run.request_stop("interrupted")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def invert(image: str | None = None, *, config: InvertConfig | None = None,
