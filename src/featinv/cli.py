@@ -245,7 +245,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, args.jobs, args.address, args.tensorboard, args.gpus)
     progress = _SweepProgress(len(trials), _trial_printer(args.quiet))
     try:
-        outcomes = sweep.run_sweep(trials, out, quiet=True, on_trial=progress, batch=args.batch,
+        outcomes = sweep.run_sweep(trials, out, on_trial=progress, batch=args.batch,
                                    tensorboard=args.tensorboard, executor=executor)
     finally:
         progress.close()

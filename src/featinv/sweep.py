@@ -233,7 +233,7 @@ def save_spec(out: Path, text: str) -> None:
         io.write_text(current, text)
 
 
-def run_sweep(trials: Sequence[Trial], out: str | Path, quiet: bool = True,
+def run_sweep(trials: Sequence[Trial], out: str | Path,
               on_trial: Callable[[TrialOutcome], None] | None = None,
               batch: int | None = None, tensorboard: bool = False, executor: Any = None) -> list[TrialOutcome]:
     """Run every trial into ``out/trials/<name>``, writing ``out/trials.csv`` as it goes.
