@@ -266,8 +266,10 @@ def sweep_findings(runs: list[RunRecord], rows: list[dict[str, str]]) -> str:
     return text
 
 
-def sweep_sections(folder: Path, title: str, prefix: str = "sweep", intro: str = "") -> list[Section]:
-    rows, runs = read_trials(folder)
+def sweep_sections(folder: Path, title: str, prefix: str = "sweep", intro: str = "",
+                   trials: tuple[list[dict[str, str]], list[RunRecord]] | None = None) -> list[Section]:
+    """The section of a sweep folder; ``trials`` (from :func:`read_trials`) if already read."""
+    rows, runs = trials or read_trials(folder)
     keys = varying_keys(runs)
     shown = [r for r in runs if r.ok]
     blocks: list[Any] = [intro] if intro else []

@@ -211,8 +211,8 @@ def study_sections(folder: Path) -> tuple[str, list[Section]]:
         if not (qfolder / "trials.csv").is_file():
             sections.append(Section(QUESTIONS[key], ["Not run yet."]))
             continue
-        _, runs = read_trials(qfolder)
-        section = sweep_sections(qfolder, QUESTIONS[key], prefix=key)[0]
+        rows, runs = read_trials(qfolder)
+        section = sweep_sections(qfolder, QUESTIONS[key], prefix=key, trials=(rows, runs))[0]
         section.blocks.insert(0, FINDINGS[key](runs))
         if key == "q4_models":
             section.blocks.insert(1, q4_table(runs))
