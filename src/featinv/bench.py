@@ -114,17 +114,17 @@ def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: t
     store: dict[str, torch.Tensor] = {}
     _hook_module(model, resolve(model, [layer])[layer]).register_forward_hook(
         lambda m, i, o: store.__setitem__("feature", o))
-    mean = torch.tensor([0.485, 0.456, 0.406], device=x0.device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=x0.device).view(1, 3, 1, 1)
+    from .preprocess import PRESETS
+    normalize = PRESETS["imagenet"]
     with torch.no_grad():
-        model((target_image - mean) / std)
+        model(normalize(target_image))
         target = store["feature"].detach()
     x = x0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=0.05)
 
     def step() -> None:
         optimizer.zero_grad()
-        model((x - mean) / std)
+        model(normalize(x))
         loss = (store["feature"] - target).pow(2).sum() / target.pow(2).sum()
         loss.backward()
         optimizer.step()
