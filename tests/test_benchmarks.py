@@ -23,7 +23,7 @@ def test_featinv_bench_smoke(tmp_path):
     from conftest import run_cli
     out = tmp_path / "bench.json"
     proc = run_cli("bench", "--cases", "vgg16_bn:conv1_2", "resnet18:res2", "--sizes", "32", "--batches", "1",
-                   "--batched-sizes", "32", "--steps", "3", "--warmup", "1", "--device", "cpu", "--json", str(out))
+                   "--batched-cases", "resnet18:res1", "--batched-sizes", "32", "--steps", "3", "--warmup", "1", "--device", "cpu", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["environment"]["device"] == "cpu" and data["environment"]["torch"]
@@ -34,5 +34,8 @@ def test_featinv_bench_smoke(tmp_path):
         # the full step does strictly more work than the floor; allow for timer noise
         assert r["featinv_s"] > 0.5 * r["floor_s"]
     (b,) = data["batched"]
-    assert b["trials"] == 8 and b["sequential_s_per_trial_step"] > 0 and b["batched_s_per_trial_step"] > 0
+    assert (b["model"], b["layer"], b["trials"]) == ("resnet18", "res1", 8)
+    for key in ("sequential_s_per_trial_step", "batched_s_per_trial_step", "batched_speedup",
+                "floor_single_s", "floor_batched_s_per_image", "floor_speedup"):
+        assert b[key] > 0, key
     assert "naive/featinv" in proc.stdout

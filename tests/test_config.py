@@ -20,6 +20,12 @@ def test_yaml_scientific_notation_strings_are_numbers(tmp_path):
     assert (config.lr, config.steps, config.clamp) == (0.01, 50, False)
 
 
+def test_compile_accepts_yaml_booleans_and_modes(tmp_path):
+    for text, mode in [("true", "default"), ("off", None), ("reduce-overhead", "reduce-overhead")]:
+        (tmp_path / "c.yaml").write_text(f"compile: {text}\n")
+        assert load_config(tmp_path / "c.yaml").compile == mode
+
+
 def test_unknown_key_names_the_closest(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'tv_weight'.*Did you mean .*'tv_beta'"):
         from_dict({"tv_weight": 1})
@@ -31,7 +37,8 @@ def test_unknown_key_names_the_closest(tmp_path):
 @pytest.mark.parametrize("field,value", [("lr", math.nan), ("lr", 0.0), ("lr", -1.0), ("lr", math.inf),
                                          ("steps", 0), ("steps", -5), ("size", 0), ("size", -1),
                                          ("tv", -1.0), ("optimizer", "adamw"), ("schedule", "linear"),
-                                         ("snapshot_every", -1), ("tv_kind", "aniso")])
+                                         ("snapshot_every", -1), ("tv_kind", "aniso"),
+                                         ("compile", "fast")])
 def test_bad_values_fail_early(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", "_")):
         InvertConfig(**{field: value})

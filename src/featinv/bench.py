@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 DEFAULT_CASES = ("vgg16_bn:conv1_2,conv3_1,pool5", "resnet18:res2,res8")
+DEFAULT_BATCHED_CASES = ("vgg16_bn:conv3_1", "resnet18:res2")
 
 
 @dataclass(frozen=True)
@@ -131,34 +132,42 @@ def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: t
     return step
 
 
+def floor_step_fn(run: Any, layer: str) -> Callable[[], None]:
+    """The floor for ``run``'s batch: bare forward + backward-to-the-input of its extractor."""
+    x = run.preprocess(run.target).contiguous(memory_format=run.memory_format).requires_grad_(True)
+
+    def floor_step() -> None:
+        out = run.extractor(x)[layer]
+        out.backward(torch.ones_like(out))
+        x.grad = None
+    return floor_step
+
+
 def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, naive: bool = True,
-            precision: str = "fp32") -> dict:
-    """Floor, featinv and naive seconds per step for one case, with memory and FLOPs."""
+            precision: str = "fp32", compile: str | None = None) -> dict:
+    """Floor, featinv and naive seconds per step for one case, with memory and FLOPs. With
+    ``compile``, featinv's step goes through ``torch.compile`` and ``compile_s`` is the first
+    step's time less a normal step's."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from .config import InvertConfig
     from .inversion import Inversion
 
     configs = [InvertConfig(model=case.model, weights="none", layers=(case.layer,), size=case.size,
-                            steps=10**6, seed=i, device=str(device), precision=precision)
+                            steps=10**6, seed=i, device=str(device), precision=precision, compile=compile)
                for i in range(case.batch)]
     _reset_peak(device)
     run = Inversion(configs)
+    first = median_seconds(run.step_once, device, 1, 0)  # includes compiling, if asked
     featinv = median_seconds(run.step_once, device, steps, warmup)
     memory = peak_memory_mb(device)
     with FlopCounterMode(display=False) as counter:
         run.step_once()
     flops = counter.get_total_flops()
 
-    extractor = run.extractor
-    x = run.preprocess(run.target).contiguous(memory_format=run.memory_format).requires_grad_(True)
-
-    def floor_step() -> None:
-        out = extractor(x)[case.layer]
-        out.backward(torch.ones_like(out))
-        x.grad = None
-    floor = median_seconds(floor_step, device, steps, warmup)
-    row = {**asdict(case), "device": str(device), "precision": precision, "floor_s": floor, "featinv_s": featinv,
+    floor = median_seconds(floor_step_fn(run, case.layer), device, steps, warmup)
+    row = {**asdict(case), "device": str(device), "precision": precision, "compile": compile,
+           "compile_s": max(0.0, first - featinv) if compile else 0.0, "floor_s": floor, "featinv_s": featinv,
            "featinv_over_floor": featinv / floor, "memory_mb": memory,
            "step_memory_mb": (run.memory_bytes or 0) / 2**20, "gflop_per_step": flops / 1e9,
            "gflops_per_s": flops / 1e9 / featinv}
@@ -172,7 +181,13 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
 
 def measure_batched(model: str, layer: str, size: int, device: torch.device, trials: int = 8,
                     steps: int = 10, warmup: int = 3) -> dict:
-    """Seconds per trial-step: ``trials`` configs in one batch against the same run one by one."""
+    """Seconds per trial-step: ``trials`` configs in one batch against the same trials run one
+    after another (each single run timed over consecutive steps, as a sequential sweep runs).
+
+    Also the floor per image at batch 1 and batch ``trials``: their ratio is the most batching
+    can gain in the network (``floor_speedup``) -- if one image already keeps the cores busy,
+    a batch has only featinv's per-step overheads left to share.
+    """
     from .config import InvertConfig
     from .inversion import Inversion
 
@@ -180,11 +195,14 @@ def measure_batched(model: str, layer: str, size: int, device: torch.device, tri
                             lr=0.01 * (1 + i), tv=0.1 * (i % 3), seed=i, device=str(device)) for i in range(trials)]
     batch = Inversion(configs)
     batched = median_seconds(batch.step_once, device, steps, warmup) / trials
+    floor_batch = median_seconds(floor_step_fn(batch, layer), device, steps, warmup) / trials
     singles = [Inversion(c, batch.model) for c in configs]
-    sequential = median_seconds(lambda: [s.step_once() for s in singles], device, steps, warmup) / trials
+    sequential = statistics.mean(median_seconds(s.step_once, device, steps, warmup) for s in singles)
+    floor_single = median_seconds(floor_step_fn(singles[0], layer), device, steps, warmup)
     return {"model": model, "layer": layer, "size": size, "trials": trials, "device": str(device),
             "sequential_s_per_trial_step": sequential, "batched_s_per_trial_step": batched,
-            "batched_speedup": sequential / batched}
+            "batched_speedup": sequential / batched, "floor_single_s": floor_single,
+            "floor_batched_s_per_image": floor_batch, "floor_speedup": floor_single / floor_batch}
 
 
 def environment(device: torch.device) -> dict:
@@ -208,9 +226,9 @@ def table(rows: list[dict], batched: list[dict]) -> str:
                      f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f}")
     if batched:
         lines += ["", f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
-                      f"{'batched ms/trial-step':>22} {'speedup':>8}"]
+                      f"{'batched ms/trial-step':>22} {'speedup':>8} {'floor speedup':>14}"]
         for b in batched:
             lines.append(f"{b['model']:<10} {b['layer']:<8} {b['size']:>4} {b['trials']:>6} "
                          f"{b['sequential_s_per_trial_step'] * 1000:>25.1f} {b['batched_s_per_trial_step'] * 1000:>22.1f} "
-                         f"{b['batched_speedup']:>7.2f}x")
+                         f"{b['batched_speedup']:>7.2f}x {b['floor_speedup']:>13.2f}x")
     return "\n".join(lines)

@@ -31,6 +31,8 @@ CONFIG_OPTIONS = {
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
     "device": (str, "auto (default) | cpu | cuda | cuda:N"),
     "precision": (str, "fp32 (default) | bf16 | fp16: autocast the network (for CUDA; bf16 is very slow on CPU)"),
+    "compile": (str, "opt-in torch.compile of each step: default | reduce-overhead (CUDA graphs) | max-autotune; "
+                     "the first step compiles (slower on a 2-core CPU: see BENCHMARKS.md)"),
     "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
     "recipe": (str, "set everything as a paper's code did: mahendran2015 | mahendran2016 (options still override)"),
 }
@@ -120,14 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MODEL:LAYER,LAYER ... (default: vgg16_bn:conv1_2,conv3_1,pool5 resnet18:res2,res8)")
     be.add_argument("--sizes", nargs="+", type=int, default=[128, 224])
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    be.add_argument("--batched-cases", nargs="+", metavar="MODEL:LAYER",
+                    help="cases for the 8-batched-vs-8-sequential rows (default: vgg16_bn:conv3_1 resnet18:res2)")
     be.add_argument("--batched-sizes", nargs="*", type=int, default=[64, 128, 224],
-                    help="sizes for the batched-vs-sequential rows (vgg16_bn conv3_1); none to skip")
+                    help="sizes for the batched-vs-sequential rows; none to skip")
     be.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
     be.add_argument("--warmup", type=int, default=3)
     be.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     be.add_argument("--device", default="auto")
     be.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="autocast for featinv's step (the floor and naive rows stay fp32)")
+    be.add_argument("--compile", metavar="MODE", default=None,
+                    help="torch.compile featinv's step (default | reduce-overhead | max-autotune); "
+                         "the compile time is reported")
     be.add_argument("--json", type=Path, help="write the results here")
     be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
@@ -322,10 +329,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows, batched = [], []
     for case in cases:
         rows.append(bench.measure(case, device, args.steps, args.warmup, naive=not args.no_naive,
-                                  precision=args.precision))
+                                  precision=args.precision, compile=args.compile))
         print(bench.table(rows[-1:], []).splitlines()[-1], flush=True)
-    for size in args.batched_sizes:
-        batched.append(bench.measure_batched("vgg16_bn", "conv3_1", size, device, 8, args.steps, args.warmup))
+    for case in bench.parse_cases(args.batched_cases or bench.DEFAULT_BATCHED_CASES, args.batched_sizes, [8]):
+        batched.append(bench.measure_batched(case.model, case.layer, case.size, device, case.batch,
+                                             args.steps, args.warmup))
+        print(bench.table([], batched[-1:]).splitlines()[-1], flush=True)
     env = bench.environment(device)
     print(f"\n# {env}\n" + bench.table(rows, batched))
     if args.json:

@@ -18,6 +18,7 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 TV_KINDS = ("iso", "vector", "l1")
 PRIOR_SPACES = ("rgb", "network")
 PRECISIONS = ("fp32", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class InvertConfig:
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (CUDA; bf16 is very slow on CPU)
+    compile: str | None = None          # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
     recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.recipes)
 
@@ -86,6 +88,12 @@ class InvertConfig:
         _choice("tv_kind", self.tv_kind, TV_KINDS)
         _choice("prior_space", self.prior_space, PRIOR_SPACES)
         _choice("precision", self.precision, PRECISIONS)
+        if self.compile is True:  # `compile: true` in YAML
+            object.__setattr__(self, "compile", "default")
+        elif self.compile is False:
+            object.__setattr__(self, "compile", None)
+        if self.compile is not None:
+            _choice("compile", self.compile, COMPILE_MODES)
         if self.layers is not None and not self.layers:
             raise ConfigError("layers is empty: expected names like 'relu3_3' or 'conv3_1,fc6'")
         from .schedules import Schedule
@@ -106,7 +114,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
 # Trials that agree on these can share one forward/backward pass (see featinv.inversion);
 # everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
 BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
-                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space", "precision")
+                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space", "precision", "compile")
 
 
 def batch_key(config: InvertConfig) -> tuple:

@@ -148,6 +148,7 @@ class Inversion:
             target_features = self._features(self.target)
         self.objective = self._objective(target_features)
         self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
+        self._losses = _compiled(self._objective_of, first.compile)
         self.params = [_initial_image(c).to(self.device).requires_grad_(True) for c in self.configs]
         self.optimizer = _make_optimizer(self.configs, self.params)
         self.jitter_rngs = [torch.Generator().manual_seed(c.seed + 1) for c in self.configs]
@@ -240,6 +241,10 @@ class Inversion:
             features = self.extractor(x)
         return {k: v.float() for k, v in features.items()}
 
+    def _objective_of(self, x: torch.Tensor, jittered: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The per-image losses of a step: network on the (jittered) images, priors on ``x``."""
+        return self.objective(x, self._features(jittered))
+
     def _lrs(self) -> list[float]:
         return [c.lr * s.factor(self.step, c.steps) if on else 0.0
                 for c, s, on in zip(self.configs, self.schedules, self.active)]
@@ -257,10 +262,12 @@ class Inversion:
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
+            if self.config.compile == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs are consumed
             x = torch.cat(self.params)
             jittered = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)]) \
                 if any(c.jitter for c in self.configs) else x
-            total, parts = self.objective(x, self._features(jittered))
+            total, parts = self._losses(x, jittered)
             loss = torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
@@ -403,6 +410,19 @@ class Inversion:
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
+
+
+def _compiled(fn: Any, mode: str | None) -> Any:
+    """``fn`` through ``torch.compile`` (opt-in, ``config.compile``), or ``fn`` itself.
+
+    Only a step's forward (network + objective) is compiled, with its backward; the target's
+    features and the final measurements stay eager, so there is one graph to build. The first
+    step pays the compile time (``featinv bench --compile`` reports it); jitter's shifts are
+    applied before, so they do not cause recompiles.
+    """
+    if mode is None:
+        return fn
+    return torch.compile(fn, mode=mode, dynamic=False)
 
 
 @contextmanager

@@ -54,12 +54,21 @@ class Preprocess:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-@functools.lru_cache(maxsize=64)
 def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std as ``[1, 3, 1, 1]`` tensors, made once per device and dtype (not every step)."""
+    """Mean and std as ``[1, 3, 1, 1]`` tensors, made once per device and dtype (not every step);
+    under ``torch.compile`` they become constants of the graph instead."""
+    if torch.compiler.is_compiling():
+        return _make_constants(pre, device, dtype)
+    return _cached_constants(pre, device, dtype)
+
+
+def _make_constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     mean = torch.tensor(pre.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
     std = torch.tensor(pre.std, dtype=dtype, device=device).view(1, 3, 1, 1)
     return mean, std
+
+
+_cached_constants = functools.lru_cache(maxsize=64)(_make_constants)
 
 
 PRESETS: dict[str, Preprocess] = {

@@ -167,12 +167,26 @@ def _outcome(trial: Trial, result: Any) -> TrialOutcome:
     return TrialOutcome(trial, result.status, result.summary, error)
 
 
+# Trials per forward pass are capped by pixels (batch x size^2), so a batch's memory stays near
+# that of 8 trials at 256 px (VGG16 to pool5: ~1.9 GB) whatever the size.
+BATCH_PIXELS = 8 * 256**2
+
+
 def default_batch_size(size: int, device: str = "cpu") -> int:
-    """How many trials to run per forward pass: batching pays at small sizes on a CPU, and
-    always on a GPU (a probe at 224 px on a 2-core CPU found batch 8 no faster than 8 runs)."""
-    if device.startswith("cuda"):
-        return 8
-    return 8 if size <= 128 else 1
+    """How many trials share a forward pass when ``--batch`` is not given.
+
+    Measured (BENCHMARKS.md): on a 2-core CPU batching never cost time and paid 1.1-2x at <= 128
+    px (most for ResNet18), so up to 8 trials; on an H200, 32 trials at 128 px were 2x faster per
+    trial than 8, so up to 32. Above 256 px the pixel budget shrinks the batch (512 px: 2).
+
+    >>> default_batch_size(128), default_batch_size(512), default_batch_size(128, "cuda")
+    (8, 2, 32)
+    """
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cap = 32 if device.startswith("cuda") else 8
+    return max(1, min(cap, BATCH_PIXELS // size**2))
 
 
 def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None) -> list[list[int]]:
