@@ -90,9 +90,8 @@ def _make_optimizer(configs: Sequence[InvertConfig], params: list[torch.Tensor])
     if kind == "lbfgs":
         return torch.optim.LBFGS(params, lr=configs[0].lr, max_iter=1, history_size=20)
     groups = [{"params": [p], "lr": c.lr, "momentum": c.momentum} for p, c in zip(params, configs)]
-    if kind == "adam":
-        fused = params[0].device.type == "cuda"  # one kernel for every trial's update
-        return torch.optim.Adam([{k: v for k, v in g.items() if k != "momentum"} for g in groups], fused=fused)
+    if kind == "adam":  # fused: one kernel for every trial's update (CPU: 49 -> 40 us at batch 1, 228 -> 161 at 8)
+        return torch.optim.Adam([{k: v for k, v in g.items() if k != "momentum"} for g in groups], fused=True)
     return torch.optim.SGD(groups, lr=configs[0].lr)
 
 
@@ -268,7 +267,7 @@ class Inversion:
             jittered = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)]) \
                 if any(c.jitter for c in self.configs) else x
             total, parts = self._losses(x, jittered)
-            loss = torch.where(mask, total, torch.zeros_like(total)).sum()
+            loss = total.sum() if mask is None else torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
                 # one device-to-host copy per step for every logged value
@@ -308,8 +307,11 @@ class Inversion:
             rows.append(row)
         return rows
 
-    def _mask(self, active: list[bool]) -> torch.Tensor:
-        """Which trials still count, as a device tensor (rebuilt only when that changes)."""
+    def _mask(self, active: list[bool]) -> torch.Tensor | None:
+        """Which trials still count, as a device tensor (rebuilt only when that changes); None
+        while all of them do."""
+        if all(active):
+            return None
         if getattr(self, "_mask_key", None) != active:
             self._mask_key, self._mask_value = list(active), torch.tensor(active, device=self.device)
         return self._mask_value
