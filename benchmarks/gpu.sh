@@ -19,9 +19,3 @@ echo "== featinv step with bf16 autocast"
 echo "== scaling: size x batch, vgg16_bn conv3_1"
 "$py" -m featinv bench --device cuda --cases vgg16_bn:conv3_1 --sizes 128 256 512 --batches 1 8 32 \
     --steps 10 --warmup 3 --no-naive --batched-sizes --json "$out/scaling.json" | tee "$out/scaling.txt"
-echo "== opt-in torch.compile of the step (compile time reported), featinv vs floor"
-for mode in default reduce-overhead; do
-  "$py" -m featinv bench --device cuda --cases vgg16_bn:conv1_2,conv3_1 resnet18:res2 --sizes 128 224 --batches 1 \
-      --steps 20 --warmup 5 --no-naive --batched-sizes --compile "$mode" \
-      --json "$out/bench_compile_$mode.json" | tee "$out/bench_compile_$mode.txt" || echo "compile $mode failed"
-done
