@@ -6,7 +6,7 @@
    pixels only roughly (Adam's first steps are sign-like where a gradient is ~0).
 2. bf16 and fp16 autocast against fp32 on CUDA at 128 px, 100 steps: PSNR of each result
    against the target and the pixel difference to the fp32 result.
-3. With ``--compile`` (run by gpu_compile.sh) instead: the opt-in torch.compile modes (default,
+3. With ``--compile`` (run by gpu.sh --compile) instead: the opt-in torch.compile modes (default,
    reduce-overhead = CUDA graphs) against eager fp32, same seeded run: first loss and PSNR.
 """
 from __future__ import annotations

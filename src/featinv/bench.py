@@ -144,9 +144,9 @@ def floor_step_fn(run: Any, layer: str) -> Callable[[], None]:
 
 
 def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, naive: bool = True,
-            precision: str = "fp32", compile: str | None = None) -> dict:
+            precision: str = "fp32", compile_mode: str | None = None) -> dict:
     """Floor, featinv and naive seconds per step for one case, with memory and FLOPs. With
-    ``compile``, featinv's step goes through ``torch.compile`` and ``compile_s`` is the first
+    ``compile_mode``, featinv's step goes through ``torch.compile`` and ``compile_s`` is the first
     step's time less a normal step's."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -154,7 +154,7 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
     from .inversion import Inversion
 
     configs = [InvertConfig(model=case.model, weights="none", layers=(case.layer,), size=case.size,
-                            steps=10**6, seed=i, device=str(device), precision=precision, compile=compile)
+                            steps=10**6, seed=i, device=str(device), precision=precision, compile=compile_mode)
                for i in range(case.batch)]
     _reset_peak(device)
     run = Inversion(configs)
@@ -166,8 +166,8 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
     flops = counter.get_total_flops()
 
     floor = median_seconds(floor_step_fn(run, case.layer), device, steps, warmup)
-    row = {**asdict(case), "device": str(device), "precision": precision, "compile": compile,
-           "compile_s": max(0.0, first - featinv) if compile else 0.0, "floor_s": floor, "featinv_s": featinv,
+    row = {**asdict(case), "device": str(device), "precision": precision, "compile": compile_mode,
+           "compile_s": max(0.0, first - featinv) if compile_mode else 0.0, "floor_s": floor, "featinv_s": featinv,
            "featinv_over_floor": featinv / floor, "memory_mb": memory,
            "step_memory_mb": (run.memory_bytes or 0) / 2**20, "gflop_per_step": flops / 1e9,
            "gflops_per_s": flops / 1e9 / featinv}

@@ -329,7 +329,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows, batched = [], []
     for case in cases:
         rows.append(bench.measure(case, device, args.steps, args.warmup, naive=not args.no_naive,
-                                  precision=args.precision, compile=args.compile))
+                                  precision=args.precision, compile_mode=args.compile))
         print(bench.table(rows[-1:], []).splitlines()[-1], flush=True)
     for case in bench.parse_cases(args.batched_cases or bench.DEFAULT_BATCHED_CASES, args.batched_sizes, [8]):
         batched.append(bench.measure_batched(case.model, case.layer, case.size, device, case.batch,
