@@ -110,3 +110,19 @@ def test_a_diverging_trial_does_not_spoil_its_batch(tmp_path):
     alone = run_sweep(trials[:1], tmp_path / "s", batch=1)
     assert [o.status for o in batched] == ["done", "diverged"]
     assert batched[0].summary["final_loss"] == pytest.approx(alone[0].summary["final_loss"], rel=1e-4)
+
+
+def test_automatic_batches_are_spread_over_the_executors_slots(tmp_path):
+    """A pool that runs two batches at once gets two half batches, not one full one and an idle
+    worker; an explicit --batch still wins."""
+    from featinv.executors import LocalExecutor
+
+    class TwoSlots(LocalExecutor):
+        def slots(self) -> int:
+            return 2
+
+    spec = {"base": BASE, "grid": {"lr": [0.01, 0.02, 0.05, 0.1, 0.2]}}
+    spread = run_sweep(expand(spec), tmp_path / "auto", executor=TwoSlots())
+    assert [o.summary["batch_size"] for o in spread] == [3, 3, 3, 2, 2]
+    fixed = run_sweep(expand(spec), tmp_path / "fixed", batch=5, executor=TwoSlots())
+    assert [o.summary["batch_size"] for o in fixed] == [5] * 5

@@ -119,6 +119,10 @@ class LocalExecutor:
     def __init__(self, tensorboard: bool = False) -> None:
         self.tensorboard = tensorboard
 
+    def slots(self) -> int:
+        """How many batches run at once."""
+        return 1
+
     def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
         for job in jobs:
             yield job, run_batch(job.trials, job.folders, tensorboard=self.tensorboard)
@@ -134,6 +138,9 @@ class ProcessExecutor:
 
     def __init__(self, workers: int = 2, max_retries: int = 3) -> None:
         self.workers, self.max_retries = max(1, workers), max_retries
+
+    def slots(self) -> int:
+        return self.workers
 
     def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
         import multiprocessing
@@ -196,6 +203,13 @@ class RayExecutor:
             else:
                 ray.init(**options)
         return ray
+
+    def slots(self) -> int:
+        """Tasks the cluster can run at once, by its CPUs (or GPUs, when tasks ask for them)."""
+        resources = self._connect().cluster_resources()
+        if self.gpus:
+            return max(1, int(resources.get("GPU", 0) // self.gpus))
+        return max(1, int(resources.get("CPU", 1) // self.cpus))
 
     def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
         ray = self._connect()

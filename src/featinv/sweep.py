@@ -24,6 +24,7 @@ import contextlib
 import csv
 import io as _io
 import itertools
+import math
 import os
 import tempfile  # noqa: F401 - used by the doctest
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -189,12 +190,19 @@ def default_batch_size(size: int, device: str = "cpu") -> int:
     return max(1, min(cap, BATCH_PIXELS // size**2))
 
 
-def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None) -> list[list[int]]:
+def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
+            slots: int = 1) -> list[list[int]]:
     """Group the indices of fresh trials that can share a forward pass, in order.
+
+    With an automatic batch size (``batch=None``) and ``slots`` batches able to run at once
+    (workers of a process pool, CPUs of a Ray cluster), a group is split into at least
+    ``slots`` batches, so no worker idles while another runs them all.
 
     >>> t = expand({"base": {"size": 64}, "grid": {"lr": [0.1, 0.2, 0.3], "size": [64, 256]}})
     >>> batches(t, [Path("/nonexistent")] * 6, batch=2)
     [[0, 2], [4], [1, 3], [5]]
+    >>> batches(t[::2], [Path("/nonexistent")] * 3, batch=None, slots=2)
+    [[0, 1], [2]]
     """
     from .config import batch_key
     from .runfolder import CONFIG
@@ -208,7 +216,11 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None)
             singles.append([i])  # resumed or unbatchable trials run on their own
         else:
             groups.setdefault((batch_key(c), limit), []).append(i)
-    chunks = [idx[k:k + key[1]] for key, idx in groups.items() for k in range(0, len(idx), key[1])]
+    chunks = []
+    for (_, limit), idx in groups.items():
+        if batch is None and slots > 1:
+            limit = min(limit, max(1, math.ceil(len(idx) / slots)))
+        chunks += [idx[k:k + limit] for k in range(0, len(idx), limit)]
     return chunks + singles
 
 
@@ -284,7 +296,8 @@ def run_sweep(trials: Sequence[Trial], out: str | Path,
             else:
                 todo.append(i)
         jobs = []
-        for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch):
+        slots = executor.slots() if hasattr(executor, "slots") else 1
+        for chunk in batches([trials[i] for i in todo], [folders[i] for i in todo], batch, slots):
             indices = [todo[k] for k in chunk]
             jobs.append(BatchJob(indices, [trials[i] for i in indices], [folders[i] for i in indices]))
         for job, outcomes in executor.run(jobs):
