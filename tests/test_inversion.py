@@ -164,6 +164,20 @@ def test_compiled_step_follows_the_eager_one():
     assert batch_key(configs[0]) != batch_key(compiled_configs[0])
 
 
+def test_a_failed_compile_is_a_clear_error(monkeypatch):
+    from torch._dynamo.exc import TorchDynamoException
+
+    from featinv.errors import ConfigError
+    run = Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
+                                 size=32, steps=3, compile="default"))
+
+    def no_compiler():
+        raise TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found")
+    monkeypatch.setattr(run, "step_once", no_compiler)
+    with pytest.raises(ConfigError, match="torch.compile .*'default'.*No working C\\+\\+ compiler.*without --compile"):
+        run.run()
+
+
 def test_out_of_memory_is_a_clear_error(monkeypatch):
     from featinv.errors import ResourceError
     run = Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),

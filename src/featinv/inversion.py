@@ -326,12 +326,19 @@ class Inversion:
             torch._foreach_clamp_min_(self.params, 0.0)
             torch._foreach_clamp_max_(self.params, 1.0)
 
-    def _step_or_explain_memory(self) -> list[dict[str, float] | None]:
-        """A step; running out of memory becomes a clear error naming a size that should fit."""
+    def _step_explaining_failures(self) -> list[dict[str, float] | None]:
+        """A step; running out of memory becomes a clear error naming a size that should fit, and
+        a failed torch.compile one that says how to run without it."""
         try:
             return self.step_once()
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in str(exc):
+        except Exception as exc:
+            if self.config.compile and _is_compile_failure(exc):
+                from .errors import ConfigError
+                reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                raise ConfigError(f"torch.compile (mode {self.config.compile!r}) failed on this machine: "
+                                  f"{reason[:300]}. Run without --compile (eager is the default)") from None
+            if not (isinstance(exc, torch.OutOfMemoryError)
+                    or isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):
                 raise
             from .errors import ResourceError
             size, batch = self.config.size, len(self.configs)
@@ -353,7 +360,7 @@ class Inversion:
         with frozen(self.model.module), _sigint_stops(self):
             _emit(callbacks, "on_start", self)
             while self.step < self.config.steps and self._stop_reason is None and any(self.active):
-                rows = self._step_or_explain_memory()
+                rows = self._step_explaining_failures()
                 for i, row in enumerate(rows):
                     if row is None:
                         continue
@@ -412,6 +419,13 @@ class Inversion:
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
+
+
+def _is_compile_failure(exc: BaseException) -> bool:
+    """Did torch.compile itself fail (no C++ compiler, no Triton, an unsupported op)?"""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import InductorError
+    return isinstance(exc, (TorchDynamoException, InductorError))
 
 
 def _compiled(fn: Any, mode: str | None) -> Any:
