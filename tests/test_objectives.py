@@ -42,10 +42,27 @@ def test_tv_is_zero_on_flat_images_and_per_image():
     assert values.shape == (2,) and values[0] == 0 and values[1] > 0
 
 
-@pytest.mark.parametrize("beta,kind", [(2.0, "iso"), (1.0, "iso"), (2.0, "l1")])
+@pytest.mark.parametrize("beta,kind", [(2.0, "iso"), (1.0, "iso"), (1.5, "vector"), (2.0, "vector"), (2.0, "l1")])
 def test_tv_gradient(beta, kind):
-    x = torch.rand(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: total_variation(t, beta, kind), (x,))
+
+
+@pytest.mark.parametrize("beta,kind", [(2.0, "iso"), (1.0, "vector")])
+def test_tv_written_out_gradient_equals_autograd_of_the_formula(beta, kind):
+    """float32, channels-last, per-image weights: as the inversion loop calls it."""
+    x = torch.rand(3, 3, 9, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.tensor([0.5, 2.0, 0.0])
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    squared = dx.pow(2) + dy.pow(2)
+    squared = squared.sum(1) if kind == "vector" else squared
+    reference = (squared if beta == 2 else (squared + 1e-8).pow(beta / 2)).flatten(1).mean(1)
+    (expected,) = torch.autograd.grad((weights * reference).sum(), x)
+    value = total_variation(x, beta, kind)
+    (grad,) = torch.autograd.grad((weights * value).sum(), x)
+    torch.testing.assert_close(value, reference.detach())
+    torch.testing.assert_close(grad, expected)
 
 
 def test_alpha_norm_value_and_gradient():

@@ -263,7 +263,7 @@ class Inversion:
             self.optimizer.zero_grad(set_to_none=True)
             if self.config.compile == "reduce-overhead":
                 torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs are consumed
-            x = torch.cat(self.params)
+            x = self.params[0] if len(self.params) == 1 else torch.cat(self.params)
             jittered = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)]) \
                 if any(c.jitter for c in self.configs) else x
             total, parts = self._losses(x, jittered)
@@ -271,13 +271,13 @@ class Inversion:
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
                 # one device-to-host copy per step for every logged value
-                values = torch.stack([total, *parts.values()]).detach().cpu()
+                values = torch.stack([total, *parts.values()]).detach().cpu().tolist()
                 measured["total"], measured["parts"] = values[0], dict(zip(parts, values[1:]))
             return loss
 
         if isinstance(self.optimizer, torch.optim.LBFGS):
             self.optimizer.step(closure)
-            if torch.isfinite(measured["total"][0]):
+            if math.isfinite(measured["total"][0]):
                 self.last_good[0].copy_(self.x.detach())
         else:
             with _count_saved_bytes(enabled=self.memory_bytes is None) as saved:
@@ -285,8 +285,7 @@ class Inversion:
             if self.memory_bytes is None:  # measured once, on the first step
                 weights = sum(p.numel() * p.element_size() for p in self.extractor.parameters())
                 self.memory_bytes = saved[0] + weights
-            finite = torch.isfinite(measured["total"]).tolist()
-            good = [i for i, on in enumerate(active) if on and finite[i]]
+            good = [i for i, on in enumerate(active) if on and math.isfinite(measured["total"][i])]
             if good:
                 with torch.no_grad():
                     torch._foreach_copy_([self.last_good[i] for i in good], [self.params[i] for i in good])
@@ -301,8 +300,8 @@ class Inversion:
             if not on:
                 rows.append(None)
                 continue
-            row = {"step": self.step + 1, "loss": float(measured["total"][i])}
-            row.update({k: float(v[i]) for k, v in measured["parts"].items()})
+            row = {"step": self.step + 1, "loss": measured["total"][i]}
+            row.update({k: v[i] for k, v in measured["parts"].items()})
             row.update({"lr": lrs[i], "seconds": seconds})
             rows.append(row)
         return rows

@@ -31,8 +31,9 @@ class Preprocess:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, 3, H, W]`` RGB in [0, 1] -> ``[B, 3, H, W]`` model input."""
-        mean, std = _constants(self, x.device, x.dtype)
-        return ((x.flip(1) if self.bgr else x) * self.scale - mean) / std
+        gain, shift = _affine(self, x.device, x.dtype)
+        # one fused multiply-add (and one multiply backward) instead of three ops each way
+        return torch.addcmul(shift, x.flip(1) if self.bgr else x, gain)
 
     def centred(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] -> the network's mean-subtracted, scaled space (``x * scale - mean``, no std):
@@ -54,6 +55,14 @@ class Preprocess:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+def _affine(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The preprocessing as ``x * gain + shift``: ``gain = scale / std``, ``shift = -mean / std``."""
+    mean, std = _constants(pre, device, dtype)
+    if torch.compiler.is_compiling():
+        return pre.scale / std, -mean / std
+    return _cached_affine(pre, device, dtype)
+
+
 def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std as ``[1, 3, 1, 1]`` tensors, made once per device and dtype (not every step);
     under ``torch.compile`` they become constants of the graph instead."""
@@ -69,6 +78,12 @@ def _make_constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -
 
 
 _cached_constants = functools.lru_cache(maxsize=64)(_make_constants)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_affine(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, std = _cached_constants(pre, device, dtype)
+    return pre.scale / std, -mean / std
 
 
 PRESETS: dict[str, Preprocess] = {
