@@ -106,7 +106,8 @@ class _TotalVariation(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         dx, dy, squared = ctx.saved_tensors
-        scale = (grad * (2.0 / ctx.count)).view(-1, 1, 1, 1)  # d mean / d squared, times 2 d
+        # d mean / d squared = 1 / count; d squared / d dx = 2 dx (and likewise for dy)
+        scale = (grad * (2.0 / ctx.count)).view(-1, 1, 1, 1)
         if ctx.beta != 2:
             scale = scale * (ctx.beta / 2) * (squared + EPS).pow(ctx.beta / 2 - 1)
         gx, gy = dx * scale, dy * scale
@@ -221,10 +222,11 @@ class Objective:
         for term in self.terms:
             value = term(x, features)
             parts[term.name] = value
-            weighted = isinstance(term.weight, torch.Tensor) or term.weight != 1
-            if weighted and not isinstance(term.weight, torch.Tensor) and term.weight == 0:
-                continue
-            value = term.weight * value if weighted else value
+            weight = term.weight
+            if not isinstance(weight, torch.Tensor) and weight == 0:
+                continue  # reported, not optimised
+            if isinstance(weight, torch.Tensor) or weight != 1:
+                value = weight * value
             total = value if total is None else total + value
         return (x.new_zeros(x.shape[0]) if total is None else total), parts
 

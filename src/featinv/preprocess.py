@@ -31,20 +31,20 @@ class Preprocess:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, 3, H, W]`` RGB in [0, 1] -> ``[B, 3, H, W]`` model input."""
-        gain, shift = _affine(self, x.device, x.dtype)
+        _, _, gain, shift = _constants(self, x.device, x.dtype)
         # one fused multiply-add (and one multiply backward) instead of three ops each way
         return torch.addcmul(shift, x.flip(1) if self.bgr else x, gain)
 
     def centred(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] -> the network's mean-subtracted, scaled space (``x * scale - mean``, no std):
         for Caffe weights, the papers' BGR 0-255 space where the priors were defined."""
-        mean, _ = _constants(self, x.device, x.dtype)
+        mean = _constants(self, x.device, x.dtype)[0]
         return (x.flip(1) if self.bgr else x) * self.scale - mean
 
     def bound_pixel_norm(self, x: torch.Tensor, bound: float) -> torch.Tensor:
         """Cap each pixel's colour vector at norm ``bound`` in the mean-subtracted, scaled space
         (``x * scale - mean``, before std): the IJCV paper's projection with B = 160 on 0-255."""
-        mean, _ = _constants(self, x.device, x.dtype)
+        mean = _constants(self, x.device, x.dtype)[0]
         centred = self.centred(x)
         norm = centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
         centred = centred * (bound / norm).clamp(max=1.0)
@@ -55,35 +55,20 @@ class Preprocess:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _affine(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The preprocessing as ``x * gain + shift``: ``gain = scale / std``, ``shift = -mean / std``."""
-    mean, std = _constants(pre, device, dtype)
-    if torch.compiler.is_compiling():
-        return pre.scale / std, -mean / std
-    return _cached_affine(pre, device, dtype)
+def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """``mean, std, gain, shift`` as ``[1, 3, 1, 1]`` tensors (``gain = scale / std``,
+    ``shift = -mean / std``), made once per device and dtype rather than every step; under
+    ``torch.compile`` they are made in the traced code and become constants of the graph."""
+    return (_make_constants if torch.compiler.is_compiling() else _cached_constants)(pre, device, dtype)
 
 
-def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std as ``[1, 3, 1, 1]`` tensors, made once per device and dtype (not every step);
-    under ``torch.compile`` they become constants of the graph instead."""
-    if torch.compiler.is_compiling():
-        return _make_constants(pre, device, dtype)
-    return _cached_constants(pre, device, dtype)
-
-
-def _make_constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _make_constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     mean = torch.tensor(pre.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
     std = torch.tensor(pre.std, dtype=dtype, device=device).view(1, 3, 1, 1)
-    return mean, std
+    return mean, std, pre.scale / std, -mean / std
 
 
 _cached_constants = functools.lru_cache(maxsize=64)(_make_constants)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_affine(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, std = _cached_constants(pre, device, dtype)
-    return pre.scale / std, -mean / std
 
 
 PRESETS: dict[str, Preprocess] = {
