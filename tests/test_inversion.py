@@ -140,7 +140,7 @@ def test_jittered_run_resumes_to_the_same_image():
 
 
 def test_bf16_autocast_runs_and_stays_close_to_fp32():
-    """Checked on CPU for correctness only (bf16 is slow here); speed is a GPU matter."""
+    """Checked on CPU for correctness (speed: BENCHMARKS.md; bf16 is fast only on CPUs with native bf16)."""
     options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32, steps=5)
     full, half = invert(**options), invert(precision="bf16", **options)
     assert half.status == "done" and half.history[-1]["loss"] < half.history[0]["loss"]
@@ -162,6 +162,14 @@ def test_compiled_step_follows_the_eager_one():
         assert [r["loss"] for r in c.history] == pytest.approx([r["loss"] for r in e.history], rel=1e-4)
         assert (c.image - e.image).abs().max() < 1e-3
     assert batch_key(configs[0]) != batch_key(compiled_configs[0])
+
+
+def test_emulated_low_precision_warns(monkeypatch):
+    import featinv.inversion
+    monkeypatch.setattr(featinv.inversion, "native_precision", lambda device, precision: precision == "fp32")
+    with pytest.warns(UserWarning, match="fp16 has no native kernels.*--precision fp32"):
+        Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
+                               size=16, steps=1, precision="fp16", device="cpu"))
 
 
 def test_a_failed_compile_is_a_clear_error(monkeypatch):

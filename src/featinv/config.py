@@ -58,7 +58,7 @@ class InvertConfig:
     momentum_reset: bool = False        # clear optimiser momentum whenever the learning rate changes (CVPR code)
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (CUDA; bf16 is very slow on CPU)
+    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (see featinv.perf.native_precision)
     compile: str | None = None          # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
     recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.recipes)

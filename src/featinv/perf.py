@@ -6,6 +6,9 @@
   (``mallopt``: no mmap for large blocks, no trimming). Set ``FEATINV_NO_MALLOPT=1`` to skip it.
 - convolutions run faster on channels-last tensors on CPU (oneDNN's native layout):
   :func:`use_channels_last` says when the loop should use them.
+- bf16 / fp16 autocast pays on a CPU only where oneDNN has native kernels for it (AVX512-BF16,
+  AMX): on this 2-core EPYC bf16 ran 1.2-1.8x faster than fp32 and fp16, emulated, 26x slower.
+  :func:`native_precision` tells, so a run can warn before it crawls.
 """
 from __future__ import annotations
 
@@ -37,3 +40,17 @@ def tune_allocator() -> bool:
 def use_channels_last(device: torch.device) -> bool:
     """Channels-last pays for convolutions on CPU; on CUDA fp32 it is left to cuDNN's default."""
     return device.type == "cpu" and not os.environ.get("FEATINV_NO_CHANNELS_LAST")
+
+
+def native_precision(device: torch.device, precision: str) -> bool:
+    """Does ``device`` run ``precision`` ('bf16', 'fp16') convolutions natively? Always True for
+    fp32 and CUDA; on CPU, oneDNN's own check (AVX512-BF16 / AMX for bf16, AVX512-FP16 / AMX-FP16
+    for fp16)."""
+    if precision == "fp32" or device.type != "cpu":
+        return True
+    try:
+        check = (torch.ops.mkldnn._is_mkldnn_bf16_supported if precision == "bf16"
+                 else torch.ops.mkldnn._is_mkldnn_fp16_supported)
+        return bool(check())
+    except (AttributeError, RuntimeError):  # a torch without oneDNN: assume emulation
+        return False
