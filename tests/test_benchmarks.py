@@ -32,6 +32,7 @@ def test_featinv_bench_smoke(tmp_path):
         for key in ("floor_s", "featinv_s", "naive_s", "memory_mb", "step_memory_mb", "gflop_per_step", "gflops_per_s"):
             assert r[key] > 0, key
         assert r["compile"] is None and r["compile_s"] == 0  # eager unless --compile
+        assert r["featinv_ops"] > r["floor_ops"] > 0  # the step adds loss, priors and the update
         # the full step does strictly more work than the floor; allow for timer noise
         assert r["featinv_s"] > 0.5 * r["floor_s"]
     (b,) = data["batched"]

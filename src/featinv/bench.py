@@ -10,11 +10,12 @@ For each case (model, layer, size, batch) it times, as the median of ``steps`` s
 - **naive**: the way common public code does it -- the whole network every step, the feature
   taken by a forward hook, weights left trainable (their gradients computed), Adam on the pixels;
 
-and reports memory (``memory_mb``: peak allocated on CUDA, the process's peak RSS so far on CPU --
-cumulative, as freed memory stays in the heap; ``step_memory_mb``: one step's activations saved for
-backward plus the weights), FLOPs per featinv step
-(torch's flop counter) and the achieved GFLOP/s. Separately, ``batched`` rows compare 8 trials in
-one batch with the same 8 trials run one after another. Ratios are what count on a noisy machine.
+and reports ``featinv_ops`` / ``floor_ops`` (aten ops per step: kernel launches on a GPU),
+memory (``memory_mb``: peak allocated on CUDA, the process's peak RSS so far on CPU -- cumulative,
+as freed memory stays in the heap; ``step_memory_mb``: one step's activations saved for backward
+plus the weights), FLOPs per featinv step (torch's flop counter) and the achieved GFLOP/s.
+Separately, ``batched`` rows compare 8 trials in one batch with the same 8 trials run one after
+another. Ratios are what count on a noisy machine.
 """
 from __future__ import annotations
 
@@ -69,6 +70,25 @@ def median_seconds(fn: Callable[[], Any], device: torch.device, steps: int, warm
         _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def count_ops(fn: Callable[[], Any]) -> int:
+    """How many non-view aten ops one call of ``fn`` runs: on a GPU, each is a kernel launch,
+    and at small sizes launches, not arithmetic, set the time of a step. Deterministic, unlike
+    a timing, so it shows overhead even on a noisy machine."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            if not func.is_view and func.namespace == "aten":
+                Counter.count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return Counter.count
 
 
 def _reset_peak(device: torch.device) -> None:
@@ -165,11 +185,13 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
         run.step_once()
     flops = counter.get_total_flops()
 
-    floor = median_seconds(floor_step_fn(run, case.layer), device, steps, warmup)
+    floor_step = floor_step_fn(run, case.layer)
+    floor = median_seconds(floor_step, device, steps, warmup)
     row = {**asdict(case), "device": str(device), "precision": precision, "compile": compile_mode,
            "compile_s": max(0.0, first - featinv) if compile_mode else 0.0, "floor_s": floor, "featinv_s": featinv,
            "featinv_over_floor": featinv / floor, "memory_mb": memory,
            "step_memory_mb": (run.memory_bytes or 0) / 2**20, "gflop_per_step": flops / 1e9,
+           "featinv_ops": count_ops(run.step_once), "floor_ops": count_ops(floor_step),
            "gflops_per_s": flops / 1e9 / featinv}
     if naive:
         start = torch.rand(case.batch, 3, case.size, case.size, device=device)
@@ -218,12 +240,14 @@ def environment(device: torch.device) -> dict:
 
 def table(rows: list[dict], batched: list[dict]) -> str:
     lines = [f"{'model':<10} {'layer':<8} {'size':>4} {'batch':>5} {'floor ms':>9} {'featinv ms':>10} "
-             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'step MB':>8} {'peak MB':>8}"]
+             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'step MB':>8} {'peak MB':>8} "
+             f"{'ops featinv/floor':>17}"]
     for r in rows:
         naive = f"{r['naive_s'] * 1000:>9.1f} {r['naive_over_featinv']:>13.2f}" if "naive_s" in r else f"{'-':>9} {'-':>13}"
         lines.append(f"{r['model']:<10} {r['layer']:<8} {r['size']:>4} {r['batch']:>5} {r['floor_s'] * 1000:>9.1f} "
                      f"{r['featinv_s'] * 1000:>10.1f} {r['featinv_over_floor']:>7.2f} {naive} "
-                     f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f}")
+                     f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f} "
+                     f"{str(r.get('featinv_ops', '-')) + '/' + str(r.get('floor_ops', '-')):>17}")
     if batched:
         lines += ["", f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
                       f"{'batched ms/trial-step':>22} {'speedup':>8} {'floor speedup':>14}"]
