@@ -164,6 +164,20 @@ def test_compiled_step_follows_the_eager_one():
     assert batch_key(configs[0]) != batch_key(compiled_configs[0])
 
 
+def test_trials_with_the_same_lr_course_share_an_optimizer_group():
+    """One fused update per group, not per trial; each trial's checkpoint still has its own lr."""
+    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",), size=16, steps=3)
+    configs = [InvertConfig(lr=0.05, seed=0, **options), InvertConfig(lr=0.1, seed=1, **options),
+               InvertConfig(lr=0.05, seed=2, tv=2.0, **options)]
+    run = Inversion(configs)
+    assert run.group_of == [0, 1, 0] and len(run.optimizer.param_groups) == 2
+    batched = run.run_all()
+    for i, (config, result) in enumerate(zip(configs, batched)):
+        assert run.state_dict(i)["optimizer"]["param_groups"][0]["lr"] == config.lr
+        alone = Inversion(config).run()
+        assert result.history[-1]["loss"] == pytest.approx(alone.history[-1]["loss"], rel=1e-3)
+
+
 def test_emulated_low_precision_warns(monkeypatch):
     import featinv.inversion
     monkeypatch.setattr(featinv.inversion, "native_precision", lambda device, precision: precision == "fp32")
