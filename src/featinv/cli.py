@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep file name>)")
     sw.add_argument("--dry-run", action="store_true", help="list the trials and exit")
     sw.add_argument("--batch", type=int, default=None,
-                    help="trials per forward pass (default: up to 8 on CPU, 32 on GPU, fewer above 256 px, spread over the executor's workers)")
+                    help="trials per forward pass (default: up to 8 on CPU, 32 on GPU, fewer above 256 px, "
+                         "spread over the executor's workers)")
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
     sw.add_argument("--tensorboard", action="store_true", help="also log each trial to TRIAL/tensorboard")
     sw.add_argument("--executor", default="local", choices=["local", "processes", "ray"],
