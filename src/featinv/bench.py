@@ -78,17 +78,17 @@ def count_ops(fn: Callable[[], Any]) -> int:
     a timing, so it shows overhead even on a noisy machine."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Counter(TorchDispatchMode):
-        count = 0
+    count = 0
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-            if not func.is_view and func.namespace == "aten":
-                Counter.count += 1
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal count
+            count += not func.is_view and func.namespace == "aten"
             return func(*args, **(kwargs or {}))
 
     with Counter():
         fn()
-    return Counter.count
+    return count
 
 
 def _reset_peak(device: torch.device) -> None:
