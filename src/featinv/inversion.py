@@ -29,7 +29,7 @@ from .io import load_target
 from .layers import parse_layers
 from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
-from .perf import native_precision, tune_allocator, use_channels_last
+from .perf import compile_step, is_compile_failure, native_precision, tune_allocator, use_channels_last
 from .preprocess import preset
 from .schedules import Schedule
 
@@ -163,7 +163,7 @@ class Inversion:
             target_features = self._features(self.target)
         self.objective = self._objective(target_features)
         self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
-        self._losses = _compiled(self._objective_of, first.compile)
+        self._losses = compile_step(self._objective_of, first.compile)
         self.params = [_initial_image(c).to(self.device).requires_grad_(True) for c in self.configs]
         self.optimizer, self.group_of = _make_optimizer(self.configs, self.params)
         self._group_members = [[i for i, g in enumerate(self.group_of) if g == j]
@@ -351,7 +351,7 @@ class Inversion:
         try:
             return self.step_once()
         except Exception as exc:
-            if self.config.compile and _is_compile_failure(exc):
+            if self.config.compile and is_compile_failure(exc):
                 from .errors import ConfigError
                 reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
                 raise ConfigError(f"torch.compile (mode {self.config.compile!r}) failed on this machine: "
@@ -438,26 +438,6 @@ class Inversion:
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
-
-
-def _is_compile_failure(exc: BaseException) -> bool:
-    """Did torch.compile itself fail (no C++ compiler, no Triton, an unsupported op)?"""
-    from torch._dynamo.exc import TorchDynamoException
-    from torch._inductor.exc import InductorError
-    return isinstance(exc, (TorchDynamoException, InductorError))
-
-
-def _compiled(fn: Any, mode: str | None) -> Any:
-    """``fn`` through ``torch.compile`` (opt-in, ``config.compile``), or ``fn`` itself.
-
-    Only a step's forward (network + objective) is compiled, with its backward; the target's
-    features and the final measurements stay eager, so there is one graph to build. The first
-    step pays the compile time (``featinv bench --compile`` reports it); jitter's shifts are
-    applied before, so they do not cause recompiles.
-    """
-    if mode is None:
-        return fn
-    return torch.compile(fn, mode=mode, dynamic=False)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Process-level speed settings for CPU runs (measured in benchmarks/, see BENCHMARKS.md).
+"""Speed settings of the inversion loop, each measured in benchmarks/ (see BENCHMARKS.md).
 
 - glibc returns large freed blocks to the OS and re-faults them on the next step: every
   forward/backward allocates activation buffers far above the mmap threshold, so each step
@@ -9,6 +9,8 @@
 - bf16 / fp16 autocast pays on a CPU only where oneDNN has native kernels for it (AVX512-BF16,
   AMX): on this 2-core EPYC bf16 ran 1.2-1.8x faster than fp32 and fp16, emulated, 26x slower.
   :func:`native_precision` tells, so a run can warn before it crawls.
+- ``torch.compile`` of the step is opt-in (:func:`compile_step`): slower on this CPU, for GPUs to
+  measure (``benchmarks/gpu.sh --compile``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import ctypes.util
 import functools
 import os
 import sys
+from collections.abc import Callable
 
 import torch
 
@@ -54,3 +57,24 @@ def native_precision(device: torch.device, precision: str) -> bool:
         return bool(check())
     except (AttributeError, RuntimeError):  # a torch without oneDNN: assume emulation
         return False
+
+
+def is_compile_failure(exc: BaseException) -> bool:
+    """Did torch.compile itself fail (no C++ compiler, no Triton, an unsupported op)?"""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import InductorError
+    return isinstance(exc, (TorchDynamoException, InductorError))
+
+
+def compile_step(fn: Callable, mode: str | None) -> Callable:
+    """``fn`` (a step's forward: network + objective) through ``torch.compile`` in ``mode``
+    (opt-in, ``config.compile``), or ``fn`` itself when ``mode`` is None.
+
+    Only the step's forward is compiled, with its backward; the target's features and the final
+    measurements stay eager, so there is one graph to build. The first step pays the compile
+    time (``featinv bench --compile`` reports it); jitter's shifts are applied before, so they
+    do not cause recompiles.
+    """
+    if mode is None:
+        return fn
+    return torch.compile(fn, mode=mode, dynamic=False)
