@@ -162,10 +162,11 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _default_out(config: Any) -> Path:
+    from .io import SAMPLE_PREFIX
     from .models import DEFAULT_LAYERS
     from .runfolder import new_folder_name
 
-    image = config.image.split(":", 1)[1] if config.image.startswith("skimage:") else Path(config.image).stem
+    image = config.image[len(SAMPLE_PREFIX):] if config.image.startswith(SAMPLE_PREFIX) else Path(config.image).stem
     model = Path(config.model).stem
     layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else \
         DEFAULT_LAYERS.get(config.model, "default")

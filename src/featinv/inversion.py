@@ -380,10 +380,11 @@ class Inversion:
             _emit(callbacks, "on_start", self)
             while self.step < self.config.steps and self._stop_reason is None and any(self.active):
                 rows = self._step_explaining_failures()
+                pixels_ok = self._pixels_finite()
                 for i, row in enumerate(rows):
                     if row is None:
                         continue
-                    if not math.isfinite(row["loss"]) or not bool(torch.isfinite(self.params[i]).all()):
+                    if not math.isfinite(row["loss"]) or not pixels_ok[i]:
                         self.statuses[i] = "diverged"
                         with torch.no_grad():
                             self.params[i].copy_(self.last_good[i])  # keep the last good image
@@ -397,6 +398,12 @@ class Inversion:
             results = self._results()
             _emit(callbacks, "on_end", self, results)
         return results
+
+    def _pixels_finite(self) -> list[bool]:
+        """Whether each trial's pixels are still finite after its update, read to the host once
+        for the whole batch (not one device sync per trial)."""
+        with torch.no_grad():
+            return torch.stack([torch.isfinite(p).all() for p in self.params]).tolist()
 
     def _results(self) -> list[Result]:
         images = torch.cat([p.detach() for p in self.params]).clamp(0, 1)

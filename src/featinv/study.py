@@ -127,7 +127,7 @@ def q1_findings(runs: list[RunRecord]) -> str:
     return text
 
 
-def _by_metric(runs: list[RunRecord], key: str, label: Any) -> str:
+def _by_metric(runs: list[RunRecord], label: Any) -> str:
     runs = _finished(runs)
     if not runs:
         return "No trial finished."
@@ -137,7 +137,7 @@ def _by_metric(runs: list[RunRecord], key: str, label: Any) -> str:
 
 
 def q2_findings(runs: list[RunRecord]) -> str:
-    text = _by_metric(runs, "tv", lambda r: f"TV {fmt(r.config['tv'])}")
+    text = _by_metric(runs, lambda r: f"TV {fmt(r.config['tv'])}")
     done = _finished(runs)
     if done:
         tvs = {r.config["tv"]: r for r in done}
@@ -155,7 +155,7 @@ def q2_findings(runs: list[RunRecord]) -> str:
 
 
 def q3_findings(runs: list[RunRecord]) -> str:
-    text = _by_metric(runs, "layers", lambda r: "+".join(r.config["layers"]))
+    text = _by_metric(runs, lambda r: "+".join(r.config["layers"]))
     single = [r for r in _finished(runs) if len(r.config["layers"]) == 1]  # in network order
     if len(single) >= 2:
         psnrs = [r.summary["psnr"] for r in single]

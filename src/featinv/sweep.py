@@ -71,7 +71,9 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value)
-    return text.split(":", 1)[1] if text.startswith("skimage:") else Path(text).stem if "/" in text else text
+    if text.startswith(io.SAMPLE_PREFIX):
+        return text[len(io.SAMPLE_PREFIX):]
+    return Path(text).stem if "/" in text else text
 
 
 def trial_name(params: Mapping[str, Any]) -> str:
