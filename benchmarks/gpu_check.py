@@ -28,11 +28,11 @@ def main(out: str) -> None:
     torch.backends.cudnn.allow_tf32 = False
     grads, losses = {}, {}
     for device in ("cpu", "cuda"):
-        run = Inversion(InvertConfig(size=64, steps=10, device=device, **{**base, "layers": ("conv3_1",)}))
-        x = torch.cat(run.params)
-        total, _ = run.objective(x, run._features(x))
+        run = Inversion(InvertConfig(size=64, steps=10, device=device, param="pixel", **{**base, "layers": ("conv3_1",)}))
+        x = run.slots[0].param.pixels
+        total, _ = run.problem.losses(x, x)
         total.sum().backward()
-        grads[device], losses[device] = run.params[0].grad.detach().cpu(), float(total.sum().detach())
+        grads[device], losses[device] = x.grad.detach().cpu(), float(total.sum().detach())
     torch.backends.cudnn.allow_tf32 = True
     report["one_step_no_tf32"] = {
         "loss_rel_diff": abs(losses["cpu"] - losses["cuda"]) / losses["cpu"],

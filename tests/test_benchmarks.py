@@ -41,3 +41,22 @@ def test_featinv_bench_smoke(tmp_path):
                 "floor_single_s", "floor_batched_s_per_image", "floor_speedup"):
         assert b[key] > 0, key
     assert "naive/featinv" in proc.stdout
+
+
+def test_quality_benchmark_smoke(tmp_path):
+    """`featinv bench --quality` at a tiny size: every method's row and field, and the grid (no thresholds)."""
+    from conftest import run_cli
+    proc = run_cli("bench", "--quality", "--photos", "astronaut", "coffee", "--quality-cases", "vgg16_offline:relu1_2",
+                   "--methods", "default", "fourier", "peer", "flat", "mahendran2016", "--quality-size", "32",
+                   "--quality-steps", "3", "--out", str(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "quality.json").read_text())
+    assert data["size"] == 32 and data["environment"]["torch"]
+    rows = [r for r in data["rows"] if not r["equal_time"]]
+    assert {(r["method"], r["photo"]) for r in rows} == {(m, p) for m in ("default", "fourier", "peer", "flat",
+                                                                        "mahendran2016") for p in ("astronaut", "coffee")}
+    for r in rows:
+        assert r["psnr"] > 0 and -1 <= r["ssim"] <= 1 and r["psnr_8x"] > 0 and r["feature_error"] >= 0
+    assert {r["steps"] for r in rows if r["method"] == "mahendran2016"} == {350}  # the recipe's own count
+    assert (tmp_path / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
+    assert "| vgg16_offline | relu1_2 | flat |" in (tmp_path / "quality.md").read_text()

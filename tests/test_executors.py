@@ -69,7 +69,7 @@ def test_worker_needs_no_driver_disk(tmp_path):
     packed["images"] = {"/driver/only/red.png": buf.getvalue()}
     (result,) = run_packed(packed)
     assert result["status"] == "done" and "final.png" in result["files"]
-    write_folder(tmp_path / "trials" / trials[0].name, result["files"], trials[0].config)
+    write_folder(tmp_path / "trials" / trials[0].name, result["files"])
     assert is_finished(tmp_path / "trials" / trials[0].name)
     assert "/driver/only/red.png" in (tmp_path / "trials" / trials[0].name / "config.yaml").read_text()
 
@@ -80,7 +80,7 @@ def test_a_write_that_breaks_leaves_no_finished_looking_folder(tmp_path, monkeyp
     folder = tmp_path / "trials" / trials[0].name
     monkeypatch.setattr("pathlib.Path.rename", lambda self, target: (_ for _ in ()).throw(OSError("killed")))
     with pytest.raises(OSError):
-        write_folder(folder, result["files"], trials[0].config)
+        write_folder(folder, result["files"])
     assert not folder.exists() and not is_finished(folder)
 
 

@@ -49,7 +49,7 @@ def test_schedule_sets_the_logged_lr():
 
 def test_divergence_stops_and_keeps_the_last_good_image():
     result = invert("skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32,
-                    steps=50, optimizer="sgd", lr=1e30, momentum=0, clamp=False, tv=0)
+                    steps=50, optimizer="sgd", lr=1e30, momentum=0, clamp=False, tv=0, param="pixel")
     assert result.status == "diverged" and result.steps < 50
     assert torch.isfinite(result.image).all()
     assert "learning rate" in result.summary["message"]
@@ -179,8 +179,8 @@ def test_trials_with_the_same_lr_course_share_an_optimizer_group():
 
 
 def test_emulated_low_precision_warns(monkeypatch):
-    import featinv.inversion
-    monkeypatch.setattr(featinv.inversion, "native_precision", lambda device, precision: precision == "fp32")
+    import featinv.problem
+    monkeypatch.setattr(featinv.problem, "native_precision", lambda device, precision: precision == "fp32")
     with pytest.warns(UserWarning, match="fp16 has no native kernels.*--precision fp32"):
         Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
                                size=16, steps=1, precision="fp16", device="cpu"))

@@ -103,7 +103,7 @@ def test_a_bad_trial_inside_a_batch_fails_alone(tmp_path):
 
 
 def test_a_diverging_trial_does_not_spoil_its_batch(tmp_path):
-    spec = {"base": {**BASE, "optimizer": "sgd", "momentum": 0, "clamp": False, "tv": 0, "steps": 6},
+    spec = {"base": {**BASE, "optimizer": "sgd", "momentum": 0, "clamp": False, "tv": 0, "steps": 6, "param": "pixel"},
             "grid": {"lr": [0.01, 1e30]}}
     trials = expand(spec)
     batched = run_sweep(trials, tmp_path / "b", batch=2)

@@ -14,7 +14,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "invert": "inversion", "Inversion": "inversion", "Result": "inversion",
+    "invert": "inversion", "Inversion": "inversion", "Result": "results", "Summary": "results",
+    "make_param": "params", "Transforms": "transforms",
     "InvertConfig": "config", "load_config": "config",
     "load_model": "models", "available_models": "models", "LoadedModel": "models",
     "FeatureExtractor": "extractor",

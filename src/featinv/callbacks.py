@@ -88,7 +88,7 @@ class TensorBoard:
                     writer.add_scalar(key, value, run.step)
             every = run.configs[i].snapshot_every
             if every and run.step % every == 0:
-                writer.add_image("image", run.params[i].detach()[0].clamp(0, 1).cpu(), run.step)
+                writer.add_image("image", run.image(i).cpu(), run.step)
 
     def on_end(self, run: Any, results: Any) -> None:
         for writer, result in zip(self.writers, results):

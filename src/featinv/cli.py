@@ -17,15 +17,20 @@ CONFIG_OPTIONS = {
     "layers": (str, "comma-separated layer names, each optionally NAME:WEIGHT (e.g. conv3_1,fc6:2)"),
     "size": (int, "square input size in pixels (default 128)"),
     "steps": (int, "optimisation steps (default 200)"),
-    "lr": (float, "base learning rate (default 0.05)"),
+    "lr": (str, "base learning rate (default auto: 0.05 for every layer so far; see featinv.defaults)"),
     "schedule": (str, "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"),
     "optimizer": (str, "adam (default) | sgd | lbfgs"),
     "momentum": (float, "SGD momentum (default 0.9)"),
-    "tv": (float, "total-variation weight (default 0.5; TV is a per-pixel mean)"),
+    "tv": (str, "total-variation weight (default auto: by the layer's depth; TV is a per-pixel mean)"),
     "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
     "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
     "alpha_norm": (float, "alpha-norm weight (default 0)"),
     "alpha": (float, "alpha-norm exponent (default 6)"),
+    "param": (str, "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
+                    "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth"),
+    "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
+                        "(or none; default auto: by the layer's depth)"),
+    "restarts": (int, "run N seeds side by side and keep the lowest final loss (default 1)"),
     "init": (str, "noise (seeded, default) | grey | path to an image"),
     "seed": (int, "random seed (default 0)"),
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
@@ -138,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch.compile featinv's step (default | reduce-overhead | max-autotune); "
                          "the compile time is reported")
     be.add_argument("--json", type=Path, help="write the results here")
+    q = be.add_argument_group("quality benchmark (--quality): PSNR/SSIM/feature error of every method on photos")
+    q.add_argument("--quality", action="store_true",
+                   help="run the quality benchmark instead of the speed one (see QUALITY.md)")
+    q.add_argument("--photos", nargs="+", default=None, help="skimage photos (default: six, chelsea among them)")
+    q.add_argument("--quality-cases", nargs="+", default=None, metavar="MODEL:LAYER",
+                   help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5")
+    q.add_argument("--methods", nargs="+", default=None,
+                   help="default, pixel, fourier, pyramid, dip, mahendran2016, mahendran2015, peer, flat")
+    q.add_argument("--quality-size", type=int, default=128)
+    q.add_argument("--quality-steps", type=int, default=200)
+    q.add_argument("--no-equal-time", action="store_true", help="skip the equal-wall-time rows")
+    q.add_argument("--out", type=Path, default=Path("runs/quality"),
+                   help="folder for quality.json, quality.md and the grids (default runs/quality)")
     be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     sub.add_parser("models", help="list the available models")
@@ -322,10 +340,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    from . import quality
+    from .errors import ConfigError
+    from .io import write_json, write_text
+
+    methods = args.methods or list(quality.METHODS)
+    unknown = [m for m in methods if m not in quality.METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}: expected some of {', '.join(quality.METHODS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = quality.run_benchmark(args.photos or quality.PHOTOS, args.quality_cases or quality.CASES, methods,
+                                 args.quality_size, args.quality_steps, not args.no_equal_time, args.out)
+    from .bench import environment
+    from .problem import resolve_device
+    env = environment(resolve_device("auto"))
+    text = quality.table(rows)
+    print(f"\n# {env}\n" + text)
+    write_json(args.out / "quality.json", {"environment": env, "size": args.quality_size,
+                                           "steps": args.quality_steps, "rows": quality.to_json(rows)})
+    write_text(args.out / "quality.md", text + "\n")
+    print(f"wrote {args.out / 'quality.json'}, quality.md and the grids")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.quality:
+        return cmd_quality(args)
     from . import bench
-    from .inversion import resolve_device
     from .io import write_json
+    from .problem import resolve_device
 
     device = resolve_device(args.device)
     cases = bench.parse_cases(args.cases or bench.DEFAULT_CASES, args.sizes, args.batches)

@@ -39,16 +39,19 @@ class InvertConfig:
     layers: tuple[str, ...] | None = None  # 'conv3_1' or 'conv3_1:0.5'; None = the model's default layer
     size: int = 128                     # square input side in pixels
     steps: int = 200
-    lr: float = 0.05
+    lr: float | None = None             # None = by the layer's depth (see featinv.defaults)
     schedule: str = "constant"          # see featinv.schedules
     optimizer: str = "adam"             # adam | sgd | lbfgs
     momentum: float = 0.9               # sgd only
-    tv: float = 0.5                     # TV weight (TV is a per-pixel mean; see featinv.objectives)
+    tv: float | None = None             # TV weight (a per-pixel mean; see featinv.objectives); None = by depth
     tv_beta: float = 2.0
     tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
     alpha_norm: float = 0.0             # alpha-norm weight
     alpha: float = 6.0
     prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
+    param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
+    transforms: str | None = None       # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
+    restarts: int = 1                   # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
     init: str = "noise"                 # noise | grey | path to an image
     seed: int = 0
     clamp: bool = True                  # project pixels back into [0, 1] after each step
@@ -72,9 +75,18 @@ class InvertConfig:
         _positive_int("size", self.size)
         if self.size < 8:
             raise ConfigError(f"size must be at least 8 pixels, got {self.size}")
-        _positive_float("lr", self.lr)
+        if self.lr is not None:
+            _positive_float("lr", self.lr)
         for name in ("tv", "alpha_norm", "momentum", "pixel_bound"):
-            _nonnegative_float(name, getattr(self, name))
+            if getattr(self, name) is not None or name != "tv":
+                _nonnegative_float(name, getattr(self, name))
+        _positive_int("restarts", self.restarts)
+        if self.param is not None:
+            from .params import PARAMS
+            _choice("param", self.param, PARAMS)
+        if self.transforms is not None:
+            from .transforms import parse_spec
+            parse_spec(self.transforms)  # fail early on a bad list
         _positive_float("tv_beta", self.tv_beta)
         _positive_float("alpha", self.alpha)
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
@@ -145,12 +157,14 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def _coerce(name: str, value: Any) -> Any:
     """YAML reads '1e-2' as a string and users type numbers as text: convert by field type."""
-    kind = FIELDS[name].type
+    kind = FIELDS[name].type.removesuffix(" | None")
     if value is None or not isinstance(value, str):
         if kind in ("float",) and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         return value
     text = value.strip()
+    if FIELDS[name].type.endswith("| None") and text.lower() in ("null", "~", "auto"):
+        return None  # 'auto': chosen by the layer (see featinv.defaults)
     try:
         if kind == "float":
             return float(text)
@@ -164,8 +178,6 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError
     except ValueError:
         raise ConfigError(f"{name} must be a {kind}, got {value!r}") from None
-    if kind.startswith("str | None") and text.lower() in ("null", "~"):
-        return None
     return value
 
 

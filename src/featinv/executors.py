@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import from_dict, to_yaml
+from .config import from_dict
 from .errors import FeatinvError
 from .sweep import Trial, TrialOutcome, run_batch
 
@@ -81,11 +81,12 @@ def run_packed(packed: dict[str, Any]) -> list[dict[str, Any]]:
                 for o, f in zip(outcomes, folders)]
 
 
-def write_folder(folder: Path, files: dict[str, bytes], config: Any) -> None:
-    """Write a trial folder from a worker's files: into a hidden partial folder, then renamed."""
+def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Write a trial folder from a worker's files: into a hidden partial folder, then renamed.
+    The worker's ``config.yaml`` is kept as it is: it holds the config as the run resolved it
+    (default layers, layer-adaptive values), exactly as a local sweep writes it."""
     if not files:
         return
-    files = {**files, "config.yaml": to_yaml(config).encode()}  # the driver's own config text
     partial = folder.parent / f".{folder.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     for rel, data in files.items():
@@ -103,7 +104,7 @@ def write_folder(folder: Path, files: dict[str, bytes], config: Any) -> None:
 def unpack(job: BatchJob, results: list[dict[str, Any]]) -> list[TrialOutcome]:
     outcomes = []
     for trial, folder, r in zip(job.trials, job.folders, results):
-        write_folder(folder, r["files"], trial.config)
+        write_folder(folder, r["files"])
         outcomes.append(TrialOutcome(trial, r["status"], r["summary"], r["error"]))
     return outcomes
 

@@ -1,19 +1,18 @@
 """The optimisation loop: ``invert(config) -> Result``.
 
-Data flow: target image -> preprocess -> features (once, detached); pixels ``x`` (RGB [0, 1])
--> preprocess -> truncated network -> objective -> backward -> optimiser step -> clamp.
-Callbacks observe the run (snapshots, log, progress) and may ask it to stop; the loop itself
+Data flow: target image -> preprocess -> features (once, detached; :mod:`featinv.problem`);
+image parameterisation (:mod:`featinv.params`) -> ``x`` (RGB [0, 1]) -> transforms
+(:mod:`featinv.transforms`) -> preprocess -> truncated network -> objective -> backward ->
+optimiser step (:mod:`featinv.stepper`) -> projection (pixels only). Values left to the layer
+are filled in by :mod:`featinv.defaults` once the layer's stride is known. Callbacks observe the run (snapshots, log, progress) and may ask it to stop; the loop itself
 never touches files, so the same code serves notebooks, the CLI and sweeps.
 """
 from __future__ import annotations
 
-import copy
 import math
 import signal
-import statistics
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,35 +21,17 @@ from typing import Any, Protocol
 
 import torch
 
-from . import metrics
 from .config import InvertConfig
-from .extractor import FeatureExtractor, frozen
+from .defaults import resolve_defaults, transform_amounts
+from .extractor import frozen
 from .io import load_target
-from .layers import parse_layers
-from .models import LoadedModel, load_model
-from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
-from .perf import compile_step, is_compile_failure, native_precision, tune_allocator, use_channels_last
-from .preprocess import preset
-from .schedules import Schedule
-
-@dataclass
-class Result:
-    """What an inversion produced. ``image`` and ``target`` are ``[3, H, W]`` in [0, 1]."""
-
-    image: torch.Tensor
-    target: torch.Tensor
-    status: str
-    steps: int
-    history: list[dict[str, float]]
-    summary: dict[str, Any]
-    config: InvertConfig
-    out_dir: Path | None = None
-    paths: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def psnr(self) -> float:
-        return self.summary["psnr"]
-
+from .models import LoadedModel
+from .params import ImageParam, PixelParam, make_param
+from .perf import compile_step, is_compile_failure
+from .problem import Problem, resolve_device  # noqa: F401 - resolve_device: re-exported
+from .results import Result, summarize
+from .stepper import Stepper
+from .transforms import Transforms
 
 class Callback(Protocol):
     """Observes a run. Every method is optional. ``rows`` and ``results`` have one entry per
@@ -61,50 +42,36 @@ class Callback(Protocol):
     def on_end(self, run: "Inversion", results: list[Result]) -> None: ...
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here: use --device cpu")
-    return device
+@dataclass
+class Slot:
+    """One image being optimised: a trial, or one restart of a trial."""
+
+    trial: int
+    config: InvertConfig          # the trial's config with this restart's seed
+    param: ImageParam
+    transforms: Transforms
+    last_good: list[torch.Tensor]  # the parameters after the last finite step (buffers, copied into)
+    history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "running"
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        return list(self.param.parameters())
 
 
-def _initial_image(config: InvertConfig) -> torch.Tensor:
-    """Seeded Gaussian noise around grey, constant grey, or an image file: ``[1, 3, S, S]``."""
-    size = config.size
+def start_image(config: InvertConfig) -> torch.Tensor | None:
+    """The image a parameterisation starts from: ``[1, 3, S, S]``, or None for its own seeded
+    random start (``noise``)."""
     if config.init == "noise":
-        gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same start on any device
-        x = 0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)
-    elif config.init == "grey":
-        x = torch.full((1, 3, size, size), 0.5)
-    else:
-        x = load_target(config.init, config.size)[None]
-    return x.clamp(0, 1)
+        return None
+    if config.init == "grey":
+        return torch.full((1, 3, config.size, config.size), 0.5)
+    return load_target(config.init, config.size)[None].clamp(0, 1)
 
 
-def _make_optimizer(configs: Sequence[InvertConfig], params: list[torch.Tensor]
-                    ) -> tuple[torch.optim.Optimizer, list[int]]:
-    """One optimiser for a batch, and each trial's parameter group.
-
-    Trials whose learning rate follows the same course (lr, schedule, momentum, momentum reset)
-    share a group, so fused Adam updates them in one call (one launch on a GPU, not one per
-    trial); the others get a group each. The update of each trial is the same either way.
-    """
-    kind = configs[0].optimizer
-    if kind == "lbfgs":
-        return torch.optim.LBFGS(params, lr=configs[0].lr, max_iter=1, history_size=20), [0]
-    keys = [(c.lr, c.schedule, c.momentum, c.momentum_reset) for c in configs]
-    distinct = list(dict.fromkeys(keys))
-    group_of = [distinct.index(k) for k in keys]
-    groups = [{"params": [p for p, g in zip(params, group_of) if g == j], "lr": lr, "momentum": momentum}
-              for j, (lr, _, momentum, _) in enumerate(distinct)]
-    if kind == "adam":  # fused: one kernel per group (CPU: 49 -> 40 us at batch 1, 228 -> 161 at 8 groups)
-        groups = [{k: v for k, v in g.items() if k != "momentum"} for g in groups]
-        return torch.optim.Adam(groups, fused=True), group_of
-    return torch.optim.SGD(groups, lr=configs[0].lr), group_of
+def _restart_configs(config: InvertConfig) -> list[InvertConfig]:
+    """A trial's restarts: the same config with seeds ``seed, seed + 1, ...``."""
+    return [config if k == 0 else config.replace(seed=config.seed + k) for k in range(config.restarts)]
 
 
 def _check_batchable(configs: Sequence[InvertConfig]) -> None:
@@ -114,8 +81,8 @@ def _check_batchable(configs: Sequence[InvertConfig]) -> None:
         raise ConfigError("an inversion needs at least one config")
     if len({batch_key(c) for c in configs}) > 1:
         raise ConfigError(f"configs in one batch must agree on {', '.join(BATCH_SHARED)}")
-    if configs[0].optimizer == "lbfgs" and len(configs) > 1:
-        raise ConfigError("L-BFGS runs one trial at a time (it has a single parameter group)")
+    if configs[0].optimizer == "lbfgs" and (len(configs) > 1 or configs[0].restarts > 1):
+        raise ConfigError("L-BFGS runs one trial at a time, without restarts (it has a single parameter group)")
 
 
 class Inversion:
@@ -123,10 +90,15 @@ class Inversion:
 
     A batch is a list of configs that agree on the model, layers, size and steps (see
     ``featinv.config.BATCH_SHARED``) and may differ in image, lr, schedule, TV and alpha-norm
-    weights, seed, init and jitter. Each trial keeps its own pixels, optimiser state and log; the
-    per-image losses are summed, so each trial's gradient is its own (the network is in eval
-    mode, so images do not interact). Most users call :func:`invert` instead.
+    weights, seed, init, param and transforms. Each trial keeps its own image parameterisation,
+    optimiser state and log; a trial with ``restarts: N`` runs N seeds side by side and keeps the
+    one with the lowest final loss. The per-image losses are summed, so each image's gradient is
+    its own (the network is in eval mode, so images do not interact). Most users call
+    :func:`invert` instead.
 
+    The parts: a :class:`~featinv.problem.Problem` (network, targets, objective), one
+    :class:`~featinv.params.ImageParam` and :class:`~featinv.transforms.Transforms` per image, a
+    :class:`~featinv.stepper.Stepper`; this class runs the loop and keeps the logs.
     Everything that can fail on bad input (image, model, layers) fails in the constructor.
     """
 
@@ -134,75 +106,99 @@ class Inversion:
                  model: LoadedModel | None = None) -> None:
         configs = [configs] if isinstance(configs, InvertConfig) else list(configs)
         _check_batchable(configs)
-        first = configs[0]
-        self.device = resolve_device(first.device)
-        self.model = model or load_model(first.model, first.weights, self.device)
-        self.model.module.to(self.device)
-        self.preprocess = preset(first.preprocess) if first.preprocess else self.model.preprocess
-        layer_spec = first.layers or ((self.model.default_layer,) if self.model.default_layer else None)
-        if not layer_spec:
-            from .errors import ConfigError
-            raise ConfigError(f"no layers given and {self.model.name} has no default: pass "
-                              f"--layers (see `featinv layers {self.model.name}`)")
-        self.requests = parse_layers(list(layer_spec))
-        self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
-        self.configs = [c.replace(layers=self.layers) for c in configs]  # resolved, for config.yaml
-        self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
-        self.memory_format = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
-        if not native_precision(self.device, first.precision):
-            warnings.warn(f"precision {first.precision} has no native kernels on this CPU and is emulated: "
-                          f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
-                          f"AVX512-FP16); use --precision fp32", stacklevel=2)
-        if self.device.type == "cpu":
-            tune_allocator()
-        else:
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
-        self.extractor.to(memory_format=self.memory_format)
-        self.target = torch.stack([load_target(c.image, c.size) for c in self.configs]).to(self.device)
-        with torch.no_grad(), frozen(self.model.module):
-            target_features = self._features(self.target)
-        self.objective = self._objective(target_features)
-        self.schedules = [Schedule.parse(c.schedule) for c in self.configs]
-        self._losses = compile_step(self._objective_of, first.compile)
-        self.params = [_initial_image(c).to(self.device).requires_grad_(True) for c in self.configs]
-        self.optimizer, self.group_of = _make_optimizer(self.configs, self.params)
-        self._group_members = [[i for i, g in enumerate(self.group_of) if g == j]
-                               for j in range(len(self.optimizer.param_groups))]
-        self.jitter_rngs = [torch.Generator().manual_seed(c.seed + 1) for c in self.configs]
+        slot_configs = [(i, c) for i, config in enumerate(configs) for c in _restart_configs(config)]
+        self.problem = Problem([c for _, c in slot_configs], model)
+        self.configs = [resolve_defaults(c.replace(layers=self.problem.layers), self.problem.stride)
+                        for c in configs]  # resolved, for config.yaml
+        self.slots: list[Slot] = []
+        for i, c in slot_configs:
+            c = self.configs[i].replace(seed=c.seed)
+            param = make_param(c.param, c.size, c.seed, start_image(c)).to(self.device)
+            self.slots.append(Slot(i, c, param, Transforms(transform_amounts(c), c.seed + 1),
+                                   [t.detach().clone() for t in param.parameters()]))
+        self.problem.set_objective([s.config for s in self.slots])
+        self._losses = compile_step(self.problem.losses, configs[0].compile)
+        self.stepper = Stepper([s.config for s in self.slots], [s.tensors for s in self.slots])
         self.step = 0
-        self.histories: list[list[dict[str, float]]] = [[] for _ in self.configs]
-        self.last_good = [p.detach().clone() for p in self.params]  # buffers, updated in place
-        self.statuses = ["running"] * len(self.configs)
         self._stop_reason: str | None = None
         self.memory_bytes: int | None = None  # activations saved for backward + weights, one step
 
-    def _objective(self, target_features: dict[str, torch.Tensor]) -> Objective:
-        def per_trial(name: str) -> float | torch.Tensor:
-            values = [float(getattr(c, name)) for c in self.configs]
-            return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
+    # -- the parts, and single-trial views (the common case) ------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.problem.device
 
-        first = self.configs[0]
-        space = self.preprocess.centred if first.prior_space == "network" else None
-        terms: list = [FeatureTerm(r.name, target_features[r.name].detach(), r.weight)
-                       for r in self.requests]
-        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind, space))
-        if any(c.alpha_norm > 0 for c in self.configs):
-            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha, space))
-        return Objective(terms)
+    @property
+    def model(self) -> LoadedModel:
+        return self.problem.model
 
-    # -- single-trial views (the common case) ---------------------------------------------
+    @property
+    def preprocess(self) -> Any:
+        return self.problem.preprocess
+
+    @property
+    def extractor(self) -> Any:
+        return self.problem.extractor
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return self.problem.memory_format
+
+    @property
+    def target(self) -> torch.Tensor:
+        return self.problem.target
+
+    @property
+    def objective(self) -> Any:
+        return self.problem.objective
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self.problem.layers
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.stepper.optimizer
+
+    @property
+    def group_of(self) -> list[int]:
+        """Each trial's optimiser group (of its first restart)."""
+        return [self.stepper.group_of[self._slots_of(i)[0]] for i in range(len(self.configs))]
+
     @property
     def config(self) -> InvertConfig:
         return self.configs[0]
 
+    def _slots_of(self, trial: int) -> list[int]:
+        return [k for k, s in enumerate(self.slots) if s.trial == trial]
+
+    def best_slot(self, trial: int) -> Slot:
+        """The trial's restart with the lowest latest loss (its only one without restarts)."""
+        slots = [self.slots[k] for k in self._slots_of(trial)]
+        return min(slots, key=lambda s: s.history[-1]["loss"] if s.history else math.inf)
+
+    def image(self, trial: int = 0) -> torch.Tensor:
+        """Trial ``trial``'s current image ``[3, S, S]`` in [0, 1] (its best restart's)."""
+        with torch.no_grad():
+            return self.best_slot(trial).param()[0].detach().clamp(0, 1)
+
     @property
-    def x(self) -> torch.Tensor:
-        """The first trial's pixels ``[1, 3, S, S]``."""
-        return self.params[0]
+    def histories(self) -> list[list[dict[str, float]]]:
+        return [self.best_slot(i).history for i in range(len(self.configs))]
 
     @property
     def history(self) -> list[dict[str, float]]:
         return self.histories[0]
+
+    @property
+    def statuses(self) -> list[str]:
+        """Each trial's status: running while any of its restarts runs."""
+        out = []
+        for i in range(len(self.configs)):
+            mine = [self.slots[k].status for k in self._slots_of(i)]
+            out.append("running" if "running" in mine else self.best_slot(i).status
+                       if self.best_slot(i).history else mine[0])
+        return out
 
     @property
     def active(self) -> list[bool]:
@@ -215,78 +211,63 @@ class Inversion:
 
     def state_dict(self, index: int = 0) -> dict[str, Any]:
         """Everything needed to continue trial ``index`` exactly where it is (a checkpoint)."""
-        param = self.params[index]
-        group = self.optimizer.param_groups[self.group_of[index]]
-        optimizer = {"state": {0: copy.deepcopy(self.optimizer.state.get(param, {}))},
-                     "param_groups": [{**{k: v for k, v in group.items() if k != "params"}, "params": [0]}]}
-        return {"step": len(self.histories[index]), "x": param.detach().cpu().clone(),
-                "last_good": self.last_good[index].cpu().clone(), "optimizer": optimizer,
-                "history": list(self.histories[index]), "config": self.configs[index].to_dict(),
-                "jitter_rng": self.jitter_rngs[index].get_state()}
+        slots = []
+        for k in self._slots_of(index):
+            slot = self.slots[k]
+            slots.append({"param": {n: t.detach().cpu().clone() for n, t in slot.param.state_dict().items()},
+                          "last_good": [t.cpu().clone() for t in slot.last_good],
+                          "optimizer": self.stepper.state_dict(k), "history": list(slot.history),
+                          "status": slot.status, "transforms_rng": slot.transforms.get_state()})
+        first = slots[0]
+        return {"step": self.step, "config": self.configs[index].to_dict(), "slots": slots,
+                "optimizer": first["optimizer"], "history": list(self.histories[index])}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue a single trial from :meth:`state_dict` (resuming runs one trial at a time)."""
-        if len(self.params) != 1:
+        if len(self.configs) != 1:
             raise ValueError("load_state_dict resumes a single-trial Inversion")
-        with torch.no_grad():
-            self.x.copy_(state["x"].to(self.device))
-        self.last_good = [state["last_good"].to(self.device).clone()]
-        self.optimizer.load_state_dict(state["optimizer"])
+        slots = state["slots"] if "slots" in state else [_legacy_slot(state)]
+        if len(slots) != len(self.slots):
+            raise ValueError(f"the checkpoint has {len(slots)} restart(s), this run {len(self.slots)}")
+        for slot, saved in zip(self.slots, slots):
+            slot.param.load_state_dict(saved["param"])
+            with torch.no_grad():
+                for buffer, value in zip(slot.last_good, saved["last_good"]):
+                    buffer.copy_(value)
+            slot.history = list(saved["history"])
+            slot.status = "diverged" if saved.get("status") == "diverged" else "running"
+            if saved.get("transforms_rng") is not None:
+                slot.transforms.set_state(saved["transforms_rng"])
+        self.stepper.load_state_dicts([s["optimizer"] for s in slots])
         self.step = int(state["step"])
-        self.histories = [list(state["history"])]
-        if "jitter_rng" in state:
-            self.jitter_rngs[0].set_state(state["jitter_rng"])
 
     # -- the loop ------------------------------------------------------------------------
-    def _jittered(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """Shift trial ``index``'s image by a random offset (IJCV jitter), or leave it."""
-        c = self.configs[index]
-        if not c.jitter or self.step >= c.steps - c.jitter_off_last:
-            return x
-        dy, dx = torch.randint(-c.jitter, c.jitter + 1, (2,), generator=self.jitter_rngs[index]).tolist()
-        return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-
-    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Preprocess RGB [0, 1] images and run the truncated network on them (autocast if asked;
-        the losses are always computed in fp32)."""
-        x = self.preprocess(x).contiguous(memory_format=self.memory_format)
-        precision = self.config.precision
-        if precision == "fp32":
-            return self.extractor(x)
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        with torch.autocast(self.device.type, dtype=dtype):
-            features = self.extractor(x)
-        return {k: v.float() for k, v in features.items()}
-
-    def _objective_of(self, x: torch.Tensor, jittered: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The per-image losses of a step: network on the (jittered) images, priors on ``x``."""
-        return self.objective(x, self._features(jittered))
-
-    def _lrs(self) -> list[float]:
-        return [c.lr * s.factor(self.step, c.steps) if on else 0.0
-                for c, s, on in zip(self.configs, self.schedules, self.active)]
+    def _transformed(self, slot: Slot, image: torch.Tensor) -> torch.Tensor:
+        """What the network sees of ``slot``'s image this step: transformed, except for the
+        last ``jitter_off_last`` steps."""
+        c = slot.config
+        if not slot.transforms or self.step >= c.steps - c.jitter_off_last:
+            return image
+        return slot.transforms(image)
 
     def step_once(self) -> list[dict[str, float] | None]:
-        """One step of every active trial; returns their log rows (loss measured before the update)."""
-        lrs, active = self._lrs(), self.active
-        for group, members in zip(self.optimizer.param_groups, self._group_members):
-            lr = max(lrs[i] for i in members)  # equal for active members; stopped ones get no gradient
-            if self.configs[members[0]].momentum_reset and group["lr"] != lr and self.step > 0:
-                for i in members:
-                    self.optimizer.state[self.params[i]] = {}  # momentum restarts at each lr change
-            group["lr"] = lr
-        mask = self._mask(active)
+        """One step of every running image; returns each trial's log row (loss measured before
+        the update; None for a stopped trial)."""
+        running = [s.status == "running" for s in self.slots]
+        lrs = self.stepper.set_lrs(self.step, running)
+        mask = self._mask(running)
         start = time.perf_counter()
         measured: dict[str, Any] = {}
 
         def closure() -> torch.Tensor:
-            self.optimizer.zero_grad(set_to_none=True)
+            self.stepper.zero_grad()
             if self.config.compile == "reduce-overhead":
                 torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs are consumed
-            x = self.params[0] if len(self.params) == 1 else torch.cat(self.params)
-            jittered = torch.cat([self._jittered(i, p) for i, p in enumerate(self.params)]) \
-                if any(c.jitter for c in self.configs) else x
-            total, parts = self._losses(x, jittered)
+            images = [s.param() for s in self.slots]
+            x = images[0] if len(images) == 1 else torch.cat(images)
+            seen = torch.cat([self._transformed(s, im) for s, im in zip(self.slots, images)]) \
+                if any(s.transforms for s in self.slots) else x
+            total, parts = self._losses(x, seen)
             loss = total.sum() if mask is None else torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
             if not measured:  # L-BFGS calls the closure more than once: log the first
@@ -295,55 +276,62 @@ class Inversion:
                 measured["total"], measured["parts"] = values[0], dict(zip(parts, values[1:]))
             return loss
 
-        if isinstance(self.optimizer, torch.optim.LBFGS):
-            self.optimizer.step(closure)
-            if math.isfinite(measured["total"][0]):
-                self.last_good[0].copy_(self.x.detach())
+        if self.stepper.lbfgs:
+            slot = self.slots[0]
+            before = [t.detach().clone() for t in slot.tensors]
+            self.stepper.step(closure)
+            if math.isfinite(measured["total"][0]):  # the image the finite loss was measured on
+                torch._foreach_copy_(slot.last_good, before)
         else:
             with _count_saved_bytes(enabled=self.memory_bytes is None) as saved:
                 closure()
             if self.memory_bytes is None:  # measured once, on the first step
                 weights = sum(p.numel() * p.element_size() for p in self.extractor.parameters())
                 self.memory_bytes = saved[0] + weights
-            good = [i for i, on in enumerate(active) if on and math.isfinite(measured["total"][i])]
+            good = [k for k, on in enumerate(running) if on and math.isfinite(measured["total"][k])]
             if good:
                 with torch.no_grad():
-                    torch._foreach_copy_([self.last_good[i] for i in good], [self.params[i] for i in good])
-            for i, p in enumerate(self.params):
-                if i not in good:
-                    p.grad = None  # a finished or diverging trial must not move
-            self.optimizer.step()
+                    torch._foreach_copy_([b for k in good for b in self.slots[k].last_good],
+                                         [t for k in good for t in self.slots[k].tensors])
+            for k, slot in enumerate(self.slots):
+                if k not in good:
+                    for t in slot.tensors:
+                        t.grad = None  # a finished or diverging image must not move
+            self.stepper.step()
         self._project()
-        seconds = (time.perf_counter() - start) / max(sum(active), 1)  # each trial's share
+        seconds = (time.perf_counter() - start) / max(sum(running), 1)  # each image's share
         rows: list[dict[str, float] | None] = []
-        for i, on in enumerate(active):
+        for k, on in enumerate(running):
             if not on:
                 rows.append(None)
                 continue
-            row = {"step": self.step + 1, "loss": measured["total"][i]}
-            row.update({k: v[i] for k, v in measured["parts"].items()})
-            row.update({"lr": lrs[i], "seconds": seconds})
+            row = {"step": self.step + 1, "loss": measured["total"][k]}
+            row.update({name: v[k] for name, v in measured["parts"].items()})
+            row.update({"lr": lrs[k], "seconds": seconds})
             rows.append(row)
         return rows
 
-    def _mask(self, active: list[bool]) -> torch.Tensor | None:
-        """Which trials still count, as a device tensor (rebuilt only when that changes); None
+    def _mask(self, running: list[bool]) -> torch.Tensor | None:
+        """Which images still count, as a device tensor (rebuilt only when that changes); None
         while all of them do."""
-        if all(active):
+        if all(running):
             return None
-        if getattr(self, "_mask_key", None) != active:
-            self._mask_key, self._mask_value = list(active), torch.tensor(active, device=self.device)
+        if getattr(self, "_mask_key", None) != running:
+            self._mask_key, self._mask_value = list(running), torch.tensor(running, device=self.device)
         return self._mask_value
 
     @torch.no_grad()
     def _project(self) -> None:
-        """After a step: the pixel-norm bound (IJCV) where asked, then back into [0, 1]."""
-        for c, p in zip(self.configs, self.params):
-            if c.pixel_bound:
-                p.copy_(self.preprocess.bound_pixel_norm(p, c.pixel_bound))
-        if self.config.clamp:  # shared by every trial of a batch
-            torch._foreach_clamp_min_(self.params, 0.0)
-            torch._foreach_clamp_max_(self.params, 1.0)
+        """After a step, for pixel parameterisations: the pixel-norm bound (IJCV) where asked,
+        then back into [0, 1] (the others map into [0, 1] by construction)."""
+        pixels = [s for s in self.slots if isinstance(s.param, PixelParam)]
+        for s in pixels:
+            if s.config.pixel_bound:
+                s.param.pixels.copy_(self.preprocess.bound_pixel_norm(s.param.pixels, s.config.pixel_bound))
+        if pixels and self.config.clamp:  # shared by every trial of a batch
+            tensors = [s.param.pixels for s in pixels]
+            torch._foreach_clamp_min_(tensors, 0.0)
+            torch._foreach_clamp_max_(tensors, 1.0)
 
     def _step_explaining_failures(self) -> list[dict[str, float] | None]:
         """A step; running out of memory becomes a clear error naming a size that should fit, and
@@ -360,10 +348,10 @@ class Inversion:
                     or isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):
                 raise
             from .errors import ResourceError
-            size, batch = self.config.size, len(self.configs)
+            size, batch = self.config.size, len(self.slots)
             smaller = max(8, int(size / 2 ** 0.5) // 8 * 8)  # memory grows with size^2 x batch
             raise ResourceError(
-                f"out of memory on {self.device} at size {size} with {batch} trial(s) in the batch "
+                f"out of memory on {self.device} at size {size} with {batch} image(s) in the batch "
                 f"({str(exc).splitlines()[0][:160]}): memory grows with size^2 x batch; size {smaller} "
                 f"needs about half" + (f", or run the trials with --batch {max(1, batch // 2)}" if batch > 1 else "")
             ) from None
@@ -375,42 +363,64 @@ class Inversion:
         return self.run_all(callbacks)[0]
 
     def run_all(self, callbacks: Sequence[Callback] = ()) -> list[Result]:
-        """Step until every trial is done, diverged or the run is asked to stop; then measure."""
+        """Step until every image is done, diverged or the run is asked to stop; then measure."""
         with frozen(self.model.module), _sigint_stops(self):
             _emit(callbacks, "on_start", self)
             while self.step < self.config.steps and self._stop_reason is None and any(self.active):
                 rows = self._step_explaining_failures()
-                pixels_ok = self._pixels_finite()
-                for i, row in enumerate(rows):
+                finite = self._params_finite()
+                for slot, row, ok in zip(self.slots, rows, finite):
                     if row is None:
                         continue
-                    if not math.isfinite(row["loss"]) or not pixels_ok[i]:
-                        self.statuses[i] = "diverged"
+                    if not math.isfinite(row["loss"]) or not ok:
+                        slot.status = "diverged"
                         with torch.no_grad():
-                            self.params[i].copy_(self.last_good[i])  # keep the last good image
-                        rows[i] = None
+                            torch._foreach_copy_(slot.tensors, slot.last_good)  # keep the last good image
                     else:
-                        self.histories[i].append(row)
+                        slot.history.append(row)
                 self.step += 1
-                _emit(callbacks, "on_step", self, rows)
+                _emit(callbacks, "on_step", self, self._trial_rows(rows))
             final = self._stop_reason or "done"
-            self.statuses = [final if s == "running" else s for s in self.statuses]
+            for slot in self.slots:
+                if slot.status == "running":
+                    slot.status = final
             results = self._results()
             _emit(callbacks, "on_end", self, results)
         return results
 
-    def _pixels_finite(self) -> list[bool]:
-        """Whether each trial's pixels are still finite after its update, read to the host once
-        for the whole batch (not one device sync per trial)."""
+    def _trial_rows(self, rows: list[dict[str, float] | None]) -> list[dict[str, float] | None]:
+        """Each trial's row of this step: its best restart's (None if none of them stepped)."""
+        out = []
+        for i in range(len(self.configs)):
+            mine = [rows[k] for k in self._slots_of(i) if rows[k] is not None and self.slots[k].status == "running"]
+            out.append(min(mine, key=lambda r: r["loss"]) if mine else None)
+        return out
+
+    def _params_finite(self) -> list[bool]:
+        """Whether each image's parameters are still finite after its update, read to the host
+        once for the whole batch (not one device sync per image)."""
         with torch.no_grad():
-            return torch.stack([torch.isfinite(p).all() for p in self.params]).tolist()
+            return torch.stack([torch.stack([torch.isfinite(t).all() for t in s.tensors]).all()
+                                for s in self.slots]).tolist()
 
     def _results(self) -> list[Result]:
-        images = torch.cat([p.detach() for p in self.params]).clamp(0, 1)
         with torch.no_grad():
-            errors = self.objective.feature_error(self._features(images))
-        return [self._result(i, images[i], {k: float(v[i]) for k, v in errors.items()})
-                for i in range(len(self.configs))]
+            images = torch.cat([s.param() for s in self.slots]).detach().clamp(0, 1)
+        errors = self.problem.feature_errors(images)
+        results = []
+        for i in range(len(self.configs)):
+            best = self.best_slot(i)
+            k = self.slots.index(best)
+            result = self._result(i, best, images[k], {name: float(v[k]) for name, v in errors.items()})
+            if len(self._slots_of(i)) > 1:
+                result.summary["restarts"] = [
+                    {"seed": self.slots[j].config.seed, "status": self.slots[j].status,
+                     "final_loss": self.slots[j].history[-1]["loss"] if self.slots[j].history else math.nan,
+                     "feature_error_total": sum(float(v[j]) for v in errors.values())}
+                    for j in self._slots_of(i)]
+                result.summary["best_seed"] = best.config.seed
+            results.append(result)
+        return results
 
     def _memory_mb(self) -> float:
         """Peak CUDA memory, or on CPU one step's autograd memory (saved activations + weights)."""
@@ -418,33 +428,23 @@ class Inversion:
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         return (self.memory_bytes or 0) / 2**20
 
-    def _result(self, i: int, image: torch.Tensor, errors: dict[str, float]) -> Result:
-        config, history, status = self.configs[i], self.histories[i], self.statuses[i]
-        target = self.target[i]
-        times = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history] or [math.nan]
-        summary = {
-            "status": status,
-            "steps": len(history),
-            "psnr": metrics.psnr(image, target),
-            "ssim": metrics.ssim(image, target),
-            "feature_error": errors,
-            "feature_error_total": sum(errors.values()),
-            "ijcv_error": {k: metrics.ijcv_error(v) for k, v in errors.items()},
-            "seconds_per_step": statistics.median(times),
-            "seconds_total": sum(r["seconds"] for r in history),
-            "batch_size": len(self.configs),
-            "memory_mb": self._memory_mb(),
-            "final_loss": history[-1]["loss"] if history else math.nan,
-            "model": self.model.label,
-            "pretrained": self.model.pretrained,
-            "layers": list(self.layers),
-            "device": str(self.device),
-        }
+    def _result(self, i: int, slot: Slot, image: torch.Tensor, errors: dict[str, float]) -> Result:
+        config, history, status = self.configs[i], slot.history, slot.status
+        target = self.target[self.slots.index(slot)]
+        summary = summarize(image, target, errors, history, status, batch_size=len(self.slots),
+                            memory_mb=self._memory_mb(), model=self.model.label, pretrained=self.model.pretrained,
+                            layers=list(self.layers), param=config.param, device=str(self.device))
         if status == "diverged":
             summary["message"] = (f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
+
+
+def _legacy_slot(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written before parameterisations existed (pixels only) as one slot."""
+    return {"param": {"pixels": state["x"]}, "last_good": [state["last_good"]], "optimizer": state["optimizer"],
+            "history": state["history"], "status": "running", "transforms_rng": state.get("jitter_rng")}
 
 
 @contextmanager

@@ -17,14 +17,22 @@ def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def ssim(image: torch.Tensor, reference: torch.Tensor) -> float:
-    """Structural similarity (scikit-image, Gaussian 11x11 window) of two ``[3, H, W]`` images."""
+    """Structural similarity (scikit-image, Gaussian 11x11 window) of two ``[3, H, W]`` images.
+
+    Images smaller than the window (featinv allows 8 px) use the largest odd uniform window
+    that fits.
+
+    >>> ssim(torch.full((3, 8, 8), 0.5), torch.full((3, 8, 8), 0.5))
+    1.0
+    """
     from skimage.metrics import structural_similarity
 
     a = image.detach().double().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     b = reference.detach().double().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    side = min(a.shape[:2])
+    window = {"gaussian_weights": True, "sigma": 1.5} if side >= 11 else {"win_size": max(3, side - 1 + side % 2)}
     return float(structural_similarity(a, b, channel_axis=2, data_range=1.0,
-                                       gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+                                       use_sample_covariance=False, **window))
 
 
 def ijcv_error(feature_error: float) -> float:

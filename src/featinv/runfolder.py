@@ -117,7 +117,7 @@ class RunFolder:
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
         if rows[self.index] is not None and every and run.step % every == 0:
-            image = run.params[self.index].detach()[0]
+            image = run.image(self.index)
             io.save_image(image, self.folder / "snapshots" / f"step_{run.step:05d}.png")
             self._checkpoint(run)
 

@@ -213,7 +213,7 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
     singles: list[list[int]] = []
     for i, (trial, folder) in enumerate(zip(trials, folders)):
         c = trial.config
-        limit = batch if batch is not None else default_batch_size(c.size, c.device)
+        limit = batch if batch is not None else max(1, default_batch_size(c.size, c.device) // c.restarts)
         if limit <= 1 or c.optimizer == "lbfgs" or (folder / CONFIG).is_file():
             singles.append([i])  # resumed or unbatchable trials run on their own
         else:

@@ -1,0 +1,71 @@
+"""Defaults that adapt to the layer: parameterisation, learning rate, TV weight and transforms
+chosen from how far the deepest requested layer has downsampled the image (its *stride*).
+
+A shallow layer (stride 1-2) keeps nearly every pixel: plain pixels and a light TV reproduce the
+photo. From stride 4 on, pixels keep the starting noise wherever the features do not pin it down
+(flat sky, smooth backgrounds), so the image is parameterised so that smooth images are easy to
+reach. Deep layers (stride 16 and more) keep only parts and layout: there the prior has to carry
+the rest. The table was chosen from the quality benchmark (``benchmarks/quality.py``; numbers in
+QUALITY.md), the way the CVPR 2015 recipe scales its TV weight with depth.
+
+Only config values left at ``None`` (the default; ``auto`` in YAML) are filled in, and the filled
+config is what a run folder's ``config.yaml`` records.
+
+>>> from featinv.config import InvertConfig
+>>> c = resolve_defaults(InvertConfig(layers=("relu3_3",)), stride=4)
+>>> c.param, c.lr, c.tv
+('fourier', 0.05, 0.5)
+>>> resolve_defaults(InvertConfig(lr=0.2), stride=4).lr
+0.2
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import InvertConfig
+from .transforms import parse_spec
+
+
+@dataclass(frozen=True)
+class LayerDefaults:
+    """The defaults for layers up to ``max_stride``."""
+
+    max_stride: int
+    param: str
+    lr: float
+    tv: float
+    transforms: str
+
+
+# Ordered by stride; the last row serves every deeper layer (fc included).
+TABLE = (
+    LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, transforms="none"),
+    LayerDefaults(max_stride=8, param="fourier", lr=0.05, tv=0.5, transforms="none"),
+    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=0.5, transforms="none"),
+)
+
+
+def layer_defaults(stride: int) -> LayerDefaults:
+    """The row of :data:`TABLE` for a layer of this stride.
+
+    >>> layer_defaults(1).param, layer_defaults(32).param
+    ('pixel', 'pyramid')
+    """
+    return next(row for row in TABLE if stride <= row.max_stride)
+
+
+def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
+    """``config`` with every value left at None filled in for a layer of ``stride``."""
+    row = layer_defaults(stride)
+    chosen = {name: getattr(row, name) for name in ("param", "lr", "tv", "transforms")
+              if getattr(config, name) is None}
+    return config.replace(**chosen) if chosen else config
+
+
+def transform_amounts(config: InvertConfig) -> dict[str, float]:
+    """The transforms of a resolved config: its ``transforms`` list, with the IJCV ``jitter``
+    field as the shift when the list has none."""
+    amounts = parse_spec(config.transforms)
+    if config.jitter and "jitter" not in amounts:
+        amounts = {"jitter": float(config.jitter), **amounts}
+    return amounts

@@ -1,0 +1,122 @@
+"""The problem of a batch of inversions: the network, its preprocessing, the targets' features and
+the objective. Given images, it answers "how far are they?"; it owns no image and no optimiser.
+
+>>> from featinv.config import InvertConfig
+>>> config = InvertConfig(model="resnet18", weights="none", layers=("res1",), size=16, tv=0.5)
+>>> problem = Problem([config])
+>>> objective = problem.set_objective([config])
+>>> total, parts = problem.losses(problem.target, problem.target)
+>>> round(parts["feat_res1"].item(), 6), problem.stride
+(0.0, 4)
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from .config import InvertConfig
+from .errors import ConfigError
+from .extractor import FeatureExtractor, frozen
+from .io import load_target
+from .layers import LayerRequest, parse_layers
+from .models import LoadedModel, load_model
+from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
+from .perf import native_precision, tune_allocator, use_channels_last
+from .preprocess import preset
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here: use --device cpu")
+    return device
+
+
+class Problem:
+    """Network, preprocessing, targets ``[B, 3, S, S]`` and their features (computed once), for
+    configs that agree on ``featinv.config.BATCH_SHARED``.
+
+    ``stride`` is the deepest requested layer's downsampling (input side / feature-map side;
+    the input side for a layer without a spatial map): what the layer-adaptive defaults read.
+    The objective is made by :meth:`set_objective` once the configs' weights are resolved.
+    """
+
+    def __init__(self, configs: Sequence[InvertConfig], model: LoadedModel | None = None) -> None:
+        first = configs[0]
+        self.device = resolve_device(first.device)
+        self.precision = first.precision
+        self.model = model or load_model(first.model, first.weights, self.device)
+        self.model.module.to(self.device)
+        self.preprocess = preset(first.preprocess) if first.preprocess else self.model.preprocess
+        layer_spec = first.layers or ((self.model.default_layer,) if self.model.default_layer else None)
+        if not layer_spec:
+            raise ConfigError(f"no layers given and {self.model.name} has no default: pass "
+                              f"--layers (see `featinv layers {self.model.name}`)")
+        self.requests: tuple[LayerRequest, ...] = parse_layers(list(layer_spec))
+        self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
+        self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
+        self.memory_format = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
+        if not native_precision(self.device, first.precision):
+            warnings.warn(f"precision {first.precision} has no native kernels on this CPU and is emulated: "
+                          f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
+                          f"AVX512-FP16); use --precision fp32", stacklevel=3)
+        if self.device.type == "cpu":
+            tune_allocator()
+        else:
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+        self.extractor.to(memory_format=self.memory_format)
+        loaded: dict[str, torch.Tensor] = {}  # restarts of one trial share its image
+        for c in configs:
+            if c.image not in loaded:
+                loaded[c.image] = load_target(c.image, c.size)
+        self.target = torch.stack([loaded[c.image] for c in configs]).to(self.device)
+        with torch.no_grad(), frozen(self.model.module):
+            self.target_features = self.features(self.target)
+        self.stride = self._stride(first.size)
+        self.objective = Objective([])
+
+    def _stride(self, size: int) -> int:
+        deepest = max(self.target_features.values(), key=lambda f: size // f.shape[-1] if f.dim() == 4 else size)
+        return max(size // deepest.shape[-1], 1) if deepest.dim() == 4 else size
+
+    def set_objective(self, configs: Sequence[InvertConfig]) -> Objective:
+        """Feature terms for the requested layers and the priors with each trial's weights."""
+        def per_trial(name: str) -> float | torch.Tensor:
+            values = [float(getattr(c, name)) for c in configs]
+            return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
+
+        first = configs[0]
+        space = self.preprocess.centred if first.prior_space == "network" else None
+        terms: list = [FeatureTerm(r.name, self.target_features[r.name].detach(), r.weight)
+                       for r in self.requests]
+        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind, space))
+        if any(c.alpha_norm > 0 for c in configs):
+            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha, space))
+        self.objective = Objective(terms)
+        return self.objective
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Preprocess RGB [0, 1] images ``[B, 3, S, S]`` and run the truncated network on them
+        (autocast if asked; the losses are always computed in fp32)."""
+        x = self.preprocess(x).contiguous(memory_format=self.memory_format)
+        if self.precision == "fp32":
+            return self.extractor(x)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype):
+            features = self.extractor(x)
+        return {k: v.float() for k, v in features.items()}
+
+    def losses(self, x: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-image losses ``[B]`` and their terms: the network sees ``seen`` (``x`` after the
+        transforms), the priors ``x``."""
+        return self.objective(x, self.features(seen))
+
+    def feature_errors(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unweighted normalised feature error of ``images`` at each layer ``{layer: [B]}``."""
+        with torch.no_grad():
+            return self.objective.feature_error(self.features(images))

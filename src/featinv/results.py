@@ -1,0 +1,92 @@
+"""What an inversion produces: :class:`Result` (images, log, config) and its :class:`Summary`,
+the numbers that go into ``summary.json``.
+
+>>> s = summarize(torch.full((3, 8, 8), 0.5), torch.full((3, 8, 8), 0.6), {"relu3_3": 0.04},
+...               history=[{"loss": 1.0, "seconds": 0.1}], status="done")
+>>> round(s["psnr"], 1), s["ijcv_error"]["relu3_3"], s["final_loss"]
+(20.0, 0.2, 1.0)
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
+
+import torch
+
+from . import metrics
+from .config import InvertConfig
+
+
+class RestartSummary(TypedDict):
+    seed: int
+    status: str
+    final_loss: float
+    feature_error_total: float
+
+
+class Summary(TypedDict):
+    """``summary.json``: how the run ended and how good the result is."""
+
+    status: str                       # done | interrupted | diverged
+    steps: int
+    psnr: float                       # against the target at the model's input size, dB
+    ssim: float
+    feature_error: dict[str, float]   # ||phi(x) - phi0||^2 / ||phi0||^2 per layer
+    feature_error_total: float
+    ijcv_error: dict[str, float]      # its square root (the IJCV paper's measure)
+    seconds_per_step: float           # median over the steps after the first
+    seconds_total: float
+    final_loss: float
+    batch_size: int                   # images sharing each forward pass
+    memory_mb: float
+    model: str
+    pretrained: bool
+    layers: list[str]
+    param: str | None
+    device: str
+    message: NotRequired[str]                     # why it diverged
+    restarts: NotRequired[list[RestartSummary]]   # every restart, when there were several
+    best_seed: NotRequired[int]
+
+
+def summarize(image: torch.Tensor, target: torch.Tensor, errors: dict[str, float],
+              history: list[dict[str, float]], status: str, **context: Any) -> Summary:
+    """The summary of a result ``image`` against ``target`` (``[3, H, W]``) with its feature
+    ``errors`` and log; ``context`` fills the descriptive fields (model, layers, device, ...)."""
+    times = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history] or [math.nan]
+    summary: dict[str, Any] = {
+        "status": status,
+        "steps": len(history),
+        "psnr": metrics.psnr(image, target),
+        "ssim": metrics.ssim(image, target),
+        "feature_error": errors,
+        "feature_error_total": sum(errors.values()),
+        "ijcv_error": {k: metrics.ijcv_error(v) for k, v in errors.items()},
+        "seconds_per_step": statistics.median(times),
+        "seconds_total": sum(r["seconds"] for r in history),
+        "final_loss": history[-1]["loss"] if history else math.nan,
+    }
+    summary.update(context)
+    return summary  # type: ignore[return-value]
+
+
+@dataclass
+class Result:
+    """What an inversion produced. ``image`` and ``target`` are ``[3, H, W]`` in [0, 1]."""
+
+    image: torch.Tensor
+    target: torch.Tensor
+    status: str
+    steps: int
+    history: list[dict[str, float]]
+    summary: Summary
+    config: InvertConfig
+    out_dir: Path | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def psnr(self) -> float:
+        return self.summary["psnr"]

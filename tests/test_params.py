@@ -1,0 +1,128 @@
+"""Image parameterisations, transforms, restarts and the layer-adaptive defaults."""
+import pytest
+import torch
+
+from featinv.callbacks import StopAfter
+from featinv.config import InvertConfig
+from featinv.errors import ConfigError
+from featinv.inversion import Inversion, invert
+from featinv.params import PARAMS, decorrelated_to_rgb, fit_error, make_param, rgb_to_decorrelated
+from featinv.transforms import Transforms
+
+
+def _photo(size: int) -> torch.Tensor:
+    from featinv.io import load_target
+    return load_target("skimage:astronaut", size)[None]
+
+
+@pytest.mark.parametrize("kind", PARAMS)
+def test_gradients_reach_every_parameter_and_the_image_is_in_range(kind):
+    param = make_param(kind, 16, seed=3)
+    image = param()
+    assert image.shape == (1, 3, 16, 16) and image.min() >= 0 and image.max() <= 1
+    (image * torch.randn_like(image)).sum().backward()
+    grads = [p.grad for p in param.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("kind", PARAMS)
+def test_same_seed_same_start_and_seeds_differ(kind):
+    a, b, c = make_param(kind, 16, seed=1)(), make_param(kind, 16, seed=1)(), make_param(kind, 16, seed=2)()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kind", ["pixel", "fourier", "pyramid"])
+def test_a_start_image_is_represented_exactly(kind):
+    start = _photo(32).clamp(0.01, 0.99)
+    assert (make_param(kind, 32, start=start)() - start).abs().max() < 1e-4
+
+
+def test_colour_decorrelation_round_trips():
+    image = torch.rand(2, 3, 5, 5) * 0.9 + 0.05
+    assert torch.allclose(decorrelated_to_rgb(rgb_to_decorrelated(image)), image, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,bound", [("pixel", 1e-4), ("fourier", 1e-3), ("pyramid", 1e-3), ("dip", 0.02)])
+def test_fitting_an_image_directly_reproduces_it(kind, bound):
+    """No network: can the parameterisation express a photo? Exactly (pixel, fourier, pyramid)
+    or approximately (dip, a network that fits natural images before noise)."""
+    target = _photo(32)
+    start_error = torch.nn.functional.mse_loss(make_param(kind, 32, seed=0)(), target).item()
+    error = fit_error(make_param(kind, 32, seed=0), target, steps=300, lr=0.01 if kind == "dip" else 0.05)
+    assert error < bound and error < start_error / 5
+
+
+@pytest.mark.parametrize("kind", PARAMS)
+def test_resume_is_bit_identical(kind):
+    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
+                          size=32, steps=8, param=kind, transforms="jitter=2,scale,rotate")
+    full = Inversion(config).run()
+    first = Inversion(config)
+    first.run([StopAfter(3)])
+    second = Inversion(config, first.model)
+    second.load_state_dict(first.state_dict())
+    resumed = second.run()
+    assert resumed.steps == 8 and torch.equal(resumed.image, full.image)
+
+
+def test_transforms_are_seeded_and_change_the_image():
+    x = torch.rand(1, 3, 16, 16)
+    a, b, c = (Transforms.parse("jitter=3,scale=0.2,rotate=20", seed=s) for s in (0, 0, 1))
+    ya, yb, yc = a(x), b(x), c(x)
+    assert torch.equal(ya, yb) and not torch.equal(ya, yc) and not torch.equal(ya, x)
+    assert not Transforms.parse("none") and Transforms.parse("jitter=0,rotate=5")
+
+
+def test_bad_param_and_transform_names_are_clear_errors():
+    with pytest.raises(ConfigError, match="param must be one of pixel, fourier.*got 'fourrier'. Did you mean 'fourier'"):
+        InvertConfig(param="fourrier")
+    with pytest.raises(ConfigError, match="unknown transform 'rotation'.*Did you mean 'rotate'"):
+        InvertConfig(transforms="jitter,rotation")
+    with pytest.raises(ConfigError, match="jitter is a whole number"):
+        InvertConfig(transforms="jitter=1.5")
+
+
+def test_restarts_run_as_one_batch_and_keep_the_lowest_loss():
+    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32,
+                   steps=6, param="pixel")
+    result = invert(restarts=3, seed=5, **options)
+    restarts = result.summary["restarts"]
+    assert [r["seed"] for r in restarts] == [5, 6, 7] and result.summary["batch_size"] == 3
+    losses = [r["final_loss"] for r in restarts]
+    assert result.summary["final_loss"] == min(losses)
+    best = result.summary["best_seed"]
+    alone = invert(seed=best, **options)
+    assert alone.history[-1]["loss"] == pytest.approx(min(losses), rel=1e-4)
+
+
+def test_lbfgs_divergence_keeps_the_image_before_the_bad_step():
+    """The last good image is the one the last finite loss was measured on, as on the Adam path:
+    L-BFGS used to save it after its update, so a NaN step 'restored' NaN pixels."""
+    result = invert("skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32, steps=30,
+                    optimizer="lbfgs", lr=1e30, clamp=False, tv=0, param="pixel")
+    assert result.status == "diverged"
+    assert torch.isfinite(result.image).all()
+
+
+def test_defaults_follow_the_layer_depth(offline_vgg):
+    shallow = Inversion(InvertConfig(image="skimage:coffee", layers=("relu1_2",), size=32, steps=1), offline_vgg)
+    deep = Inversion(InvertConfig(image="skimage:coffee", layers=("pool5",), size=32, steps=1), offline_vgg)
+    assert shallow.problem.stride == 1 and deep.problem.stride == 32
+    assert shallow.config.param == "pixel" and deep.config.param != "pixel"
+    assert None not in (deep.config.lr, deep.config.tv, deep.config.transforms)
+    pinned = Inversion(InvertConfig(image="skimage:coffee", layers=("pool5",), size=32, steps=1, param="pixel",
+                                    tv=3.0), offline_vgg)
+    assert pinned.config.param == "pixel" and pinned.config.tv == 3.0
+
+
+def test_restarts_resume_bit_identical_and_are_written(tmp_path):
+    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32, steps=6,
+                   restarts=2, param="fourier")
+    full = invert(**options)
+    partial = invert(out=tmp_path / "run", callbacks=[StopAfter(2)], **options)
+    assert partial.status == "interrupted"
+    resumed = invert(out=tmp_path / "run", resume=True, **options)
+    assert torch.equal(resumed.image, full.image) and resumed.summary["restarts"] == full.summary["restarts"]
+    import json
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [r["seed"] for r in summary["restarts"]] == [0, 1] and "restarts: 2" in (tmp_path / "run" / "config.yaml").read_text()
