@@ -50,3 +50,14 @@ def test_recipes_run_and_lower_the_loss(offline_vgg, recipe):
 def test_sweeps_apply_recipes_per_trial():
     trials = expand({"base": {"recipe": "mahendran2015", "size": 32}, "grid": {"layers": ["conv1_1", "pool5"]}})
     assert [round(t.config.tv * 80 ** 2) for t in trials] == [1, 100]
+
+
+def test_ijcv_recipe_weights_unweighted_layers_with_its_data_weight():
+    """C = 300 where no weight is given (C = 1 does not converge: see featinv.recipes); an
+    explicit weight, 1 included, is kept."""
+    from featinv.recipes import IJCV_DATA_WEIGHT
+    config, header = with_recipe({"recipe": "mahendran2016", "size": 32}, {"layers": "relu2_2,pool2:20,conv1_1:1"})
+    assert config.layers == (f"relu2_2:{IJCV_DATA_WEIGHT:g}", "pool2:20", "conv1_1:1")
+    assert config.param == "pixel" and "C the layer weight" in header
+    default_layer, _ = with_recipe({"recipe": "mahendran2016", "size": 32}, {})
+    assert default_layer.layers == (f"relu3_3:{IJCV_DATA_WEIGHT:g}",)

@@ -24,8 +24,8 @@ CONFIG_OPTIONS = {
     "tv": (str, "total-variation weight (default auto: by the layer's depth; TV is a per-pixel mean)"),
     "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
     "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
-    "alpha_norm": (float, "alpha-norm weight (default 0)"),
-    "alpha": (float, "alpha-norm exponent (default 6)"),
+    "alpha_norm": (str, "alpha-norm weight (default auto: 0 up to mid layers, a pull to grey at deep ones)"),
+    "alpha": (str, "alpha-norm exponent (default auto: 6, or 2 where the defaults pull to grey)"),
     "param": (str, "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
                     "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth"),
     "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
@@ -350,16 +350,20 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}: expected some of {', '.join(quality.METHODS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = quality.run_benchmark(args.photos or quality.PHOTOS, args.quality_cases or quality.CASES, methods,
-                                 args.quality_size, args.quality_steps, not args.no_equal_time, args.out)
     from .bench import environment
     from .problem import resolve_device
     env = environment(resolve_device("auto"))
-    text = quality.table(rows)
-    print(f"\n# {env}\n" + text)
-    write_json(args.out / "quality.json", {"environment": env, "size": args.quality_size,
-                                           "steps": args.quality_steps, "rows": quality.to_json(rows)})
-    write_text(args.out / "quality.md", text + "\n")
+
+    def write(rows: list) -> None:  # after every case: a long run keeps what it measured
+        write_json(args.out / "quality.json", {"environment": env, "size": args.quality_size,
+                                               "steps": args.quality_steps, "rows": quality.to_json(rows)})
+        write_text(args.out / "quality.md", quality.table(rows) + "\n")
+
+    rows = quality.run_benchmark(args.photos or quality.PHOTOS, args.quality_cases or quality.CASES, methods,
+                                 args.quality_size, args.quality_steps, not args.no_equal_time, args.out,
+                                 on_case=write)
+    write(rows)
+    print(f"\n# {env}\n" + quality.table(rows))
     print(f"wrote {args.out / 'quality.json'}, quality.md and the grids")
     return 0
 

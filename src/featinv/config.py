@@ -21,6 +21,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
+# Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.defaults).
+AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms")
+
+
 @dataclass(frozen=True)
 class InvertConfig:
     """Everything that defines one inversion. Defaults give a good result on the offline VGG16.
@@ -46,8 +50,8 @@ class InvertConfig:
     tv: float | None = None             # TV weight (a per-pixel mean; see featinv.objectives); None = by depth
     tv_beta: float = 2.0
     tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
-    alpha_norm: float = 0.0             # alpha-norm weight
-    alpha: float = 6.0
+    alpha_norm: float | None = None     # alpha-norm weight; None = by depth (0 up to mid layers)
+    alpha: float | None = None          # alpha-norm exponent; None = by depth (6, the papers'; 2 = a pull to grey)
     prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
     param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
     transforms: str | None = None       # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
@@ -78,7 +82,7 @@ class InvertConfig:
         if self.lr is not None:
             _positive_float("lr", self.lr)
         for name in ("tv", "alpha_norm", "momentum", "pixel_bound"):
-            if getattr(self, name) is not None or name != "tv":
+            if getattr(self, name) is not None or name not in AUTO:
                 _nonnegative_float(name, getattr(self, name))
         _positive_int("restarts", self.restarts)
         if self.param is not None:
@@ -88,7 +92,8 @@ class InvertConfig:
             from .transforms import parse_spec
             parse_spec(self.transforms)  # fail early on a bad list
         _positive_float("tv_beta", self.tv_beta)
-        _positive_float("alpha", self.alpha)
+        if self.alpha is not None:
+            _positive_float("alpha", self.alpha)
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
             raise ConfigError(f"snapshot_every must be an integer >= 0, got {self.snapshot_every!r}")
         for name in ("jitter", "jitter_off_last"):

@@ -14,7 +14,7 @@ config is what a run folder's ``config.yaml`` records.
 >>> from featinv.config import InvertConfig
 >>> c = resolve_defaults(InvertConfig(layers=("relu3_3",)), stride=4)
 >>> c.param, c.lr, c.tv
-('fourier', 0.05, 0.5)
+('pyramid', 0.05, 0.5)
 >>> resolve_defaults(InvertConfig(lr=0.2), stride=4).lr
 0.2
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import InvertConfig
+from .config import AUTO, InvertConfig
 from .transforms import parse_spec
 
 
@@ -34,15 +34,20 @@ class LayerDefaults:
     param: str
     lr: float
     tv: float
+    alpha_norm: float
+    alpha: float
     transforms: str
 
 
 # Ordered by stride; the last row serves every deeper layer (fc included).
 TABLE = (
-    LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, transforms="none"),
-    LayerDefaults(max_stride=8, param="fourier", lr=0.05, tv=0.5, transforms="none"),
-    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=0.5, transforms="none"),
+    LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
+    LayerDefaults(max_stride=8, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
+    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=5.0, alpha_norm=5.0, alpha=2.0, transforms="none"),
 )
+
+
+DIP_LR = 0.01  # Adam on the Deep Image Prior's weights (Ulyanov et al. used 0.01)
 
 
 def layer_defaults(stride: int) -> LayerDefaults:
@@ -57,8 +62,9 @@ def layer_defaults(stride: int) -> LayerDefaults:
 def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
     """``config`` with every value left at None filled in for a layer of ``stride``."""
     row = layer_defaults(stride)
-    chosen = {name: getattr(row, name) for name in ("param", "lr", "tv", "transforms")
-              if getattr(config, name) is None}
+    chosen = {name: getattr(row, name) for name in AUTO if getattr(config, name) is None}
+    if config.param == "dip" and config.lr is None:
+        chosen["lr"] = DIP_LR  # its parameters are network weights, not image values
     return config.replace(**chosen) if chosen else config
 
 

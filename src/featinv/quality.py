@@ -163,8 +163,9 @@ def _row(photo: str, model: str, layer: str, method: str, steps: int, image: tor
 
 def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, methods: Sequence[str] = METHODS,
                   size: int = 128, steps: int = 200, equal_time: bool = True, grid_dir: Any = None,
-                  progress: Any = print) -> list[Row]:
-    """The whole benchmark; writes ``grid_<model>_<layer>.png`` into ``grid_dir`` if given."""
+                  progress: Any = print, on_case: Any = None) -> list[Row]:
+    """The whole benchmark; writes ``grid_<model>_<layer>.png`` into ``grid_dir`` if given and
+    calls ``on_case(rows so far)`` after each case (so a long run can be written as it goes)."""
     from .models import load_model
 
     rows: list[Row] = []
@@ -196,6 +197,8 @@ def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, 
                 progress(_summary_line(case, method + " (equal time)", [r for r, _, _ in done]))
         if grid_dir is not None:
             save_grid(targets, images, photos, f"{model} {layer}", _grid_path(grid_dir, model, layer))
+        if on_case is not None:
+            on_case(rows)
     return rows
 
 

@@ -33,9 +33,16 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, did_you_mean
+from .layers import LayerRequest
 
 RECIPES = ("mahendran2015", "mahendran2016")
 SIGMA = 80.0  # average pixel norm in 0-255 space (nnpreimage get_defaults.m)
+# The IJCV data-term weight C for layers given without a weight. The paper varies C over
+# {1, 20, 100, 300} without the notes saying which it used where; with C = 1 the TV prior wins
+# (normalised feature error 0.53-0.61 at relu3_3 after 350 steps, astronaut and coffee at
+# 128 px), with 100 it is 0.05-0.07, with 300 0.025-0.036: 300 is the smallest of their values
+# at which the recipe converges, so it is the default. Pass relu3_3:1 for C = 1.
+IJCV_DATA_WEIGHT = 300.0
 
 
 def _depth_and_stride(model: Any, layers: Sequence[str], size: int) -> tuple[float, int]:
@@ -72,7 +79,7 @@ def recipe_values(name: str, model: Any, layers: Sequence[str], size: int) -> tu
                   "schedule": "piecewise:100x1,200x0.1,100x0.01", "steps": 400,
                   "prior_space": "network", "tv_kind": "vector", "tv_beta": 2.0, "tv": lam_tv / SIGMA ** 2,
                   "alpha": 6.0, "alpha_norm": 8e-10 / SIGMA ** 2, "clamp": False, "jitter": 0,
-                  "recipe": name}
+                  "param": "pixel", "transforms": "none", "recipe": name}
         header = (f"# recipe mahendran2015 (CVPR 2015, aravindhm/deep-goggle core/invert_nn.m, "
                   f"experiments/experiment_cnn.m):\n"
                   f"#   SGD momentum 0.9 reset at each lr drop; lr 0.004 x [1 (100), 0.1 (200), 0.01 (100)]\n"
@@ -85,7 +92,8 @@ def recipe_values(name: str, model: Any, layers: Sequence[str], size: int) -> tu
                   "schedule": "piecewise:300x1,50x0.1", "steps": 350,
                   "prior_space": "network", "tv_kind": "vector", "tv_beta": 2.0, "tv": (6.5 / SIGMA) ** 2,
                   "alpha": 6.0, "alpha_norm": (1 / SIGMA) ** 6, "pixel_bound": 2 * SIGMA,
-                  "jitter": jitter, "jitter_off_last": 50, "clamp": True, "recipe": name}
+                  "jitter": jitter, "jitter_off_last": 50, "clamp": True, "param": "pixel", "transforms": "none",
+                  "recipe": name}
         header = (f"# recipe mahendran2016 (IJCV 2016, aravindhm/nnpreimage core/get_defaults.m, "
                   f"core/nnpreimage.m, experiments/get_preimage_opts.m):\n"
                   f"#   sigma {SIGMA:g}, alpha 6 with lambda (1/sigma)^6, TV^2 with lambda (6.5/sigma)^2, pixel bound "
@@ -93,7 +101,8 @@ def recipe_values(name: str, model: Any, layers: Sequence[str], size: int) -> tu
                   f"#   300 steps then 50 at 0.1x the lr; their AdaGrad-like momentum step is stood in for by\n"
                   f"#   Adam with lr 0.02 (a featinv choice: plain SGD with their lr oscillates);\n"
                   f"#   jitter max(round(stride/4), 1) = {jitter} (stride {stride}), off for the last 50 steps;\n"
-                  f"#   data term C * ||phi - phi0||^2 / ||phi0||^2: set C as the layer weight (e.g. relu3_3:20).\n"
+                  f"#   data term C * ||phi - phi0||^2 / ||phi0||^2 with C the layer weight: {IJCV_DATA_WEIGHT:g} where\n"
+                  f"#   none is given (the largest of the paper's 1/20/100/300: smaller ones do not converge here).\n"
                   f"#   Not reproduced: their exact AdaGrad-like step (see featinv.recipes).\n")
     return values, header
 
@@ -115,5 +124,10 @@ def with_recipe(low: dict[str, Any], high: dict[str, Any], where: str = "config"
     if key not in cache:
         cache[key] = load_model(config.model, config.weights)
     model = cache[key]
-    values, header = recipe_values(config.recipe, model.module, config.layers or (model.default_layer,), config.size)
-    return from_dict({**low, **values, **high}, where=where), header
+    layers = config.layers or (model.default_layer,)
+    values, header = recipe_values(config.recipe, model.module, layers, config.size)
+    merged = {**low, **values, **high}
+    if config.recipe == "mahendran2016":  # C on each layer given without a weight (see IJCV_DATA_WEIGHT)
+        merged["layers"] = [spec if spec.endswith(":1") or LayerRequest.parse(spec).weight != 1
+                            else f"{spec}:{IJCV_DATA_WEIGHT:g}" for spec in layers]
+    return from_dict(merged, where=where), header
