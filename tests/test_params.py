@@ -126,3 +126,13 @@ def test_restarts_resume_bit_identical_and_are_written(tmp_path):
     import json
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [r["seed"] for r in summary["restarts"]] == [0, 1] and "restarts: 2" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("photo", ["astronaut", "coffee"])
+def test_defaults_reconstruct_relu3_3_of_photos_they_were_not_tuned_on(offline_vgg, photo):
+    """The issue's bar: with nothing set, relu3_3 of the offline ImageNet VGG16 gives >= 20 dB
+    on photos other than chelsea (flat regions no longer keep the starting noise)."""
+    result = invert(f"skimage:{photo}", model=offline_vgg, layers="relu3_3", size=128, steps=200)
+    assert result.config.param == "pyramid"
+    assert result.summary["psnr"] >= 20.0 and result.summary["feature_error"]["relu3_3"] < 0.05

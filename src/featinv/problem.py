@@ -2,9 +2,10 @@
 the objective. Given images, it answers "how far are they?"; it owns no image and no optimiser.
 
 >>> from featinv.config import InvertConfig
->>> config = InvertConfig(model="resnet18", weights="none", layers=("res1",), size=16, tv=0.5)
+>>> from featinv.defaults import resolve_defaults
+>>> config = InvertConfig(model="resnet18", weights="none", layers=("res1",), size=16)
 >>> problem = Problem([config])
->>> objective = problem.set_objective([config])
+>>> objective = problem.set_objective([resolve_defaults(config, problem.stride)])
 >>> total, parts = problem.losses(problem.target, problem.target)
 >>> round(parts["feat_res1"].item(), 6), problem.stride
 (0.0, 4)
@@ -85,7 +86,8 @@ class Problem:
         return max(size // deepest.shape[-1], 1) if deepest.dim() == 4 else size
 
     def set_objective(self, configs: Sequence[InvertConfig]) -> Objective:
-        """Feature terms for the requested layers and the priors with each trial's weights."""
+        """Feature terms for the requested layers and the priors with each image's weights
+        (``configs`` resolved: see :func:`featinv.defaults.resolve_defaults`)."""
         def per_trial(name: str) -> float | torch.Tensor:
             values = [float(getattr(c, name)) for c in configs]
             return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
