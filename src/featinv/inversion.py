@@ -54,9 +54,8 @@ class Slot:
     history: list[dict[str, float]] = field(default_factory=list)
     status: str = "running"
 
-    @property
-    def tensors(self) -> list[torch.Tensor]:
-        return list(self.param.parameters())
+    def __post_init__(self) -> None:
+        self.tensors = list(self.param.parameters())  # once: the loop touches them every step
 
 
 def start_image(config: InvertConfig) -> torch.Tensor | None:
@@ -399,9 +398,14 @@ class Inversion:
     def _params_finite(self) -> list[bool]:
         """Whether each image's parameters are still finite after its update, read to the host
         once for the whole batch (not one device sync per image)."""
+        counts = [len(s.tensors) for s in self.slots]
         with torch.no_grad():
-            return torch.stack([torch.stack([torch.isfinite(t).all() for t in s.tensors]).all()
-                                for s in self.slots]).tolist()
+            flags = torch.stack([torch.isfinite(t).all() for s in self.slots for t in s.tensors]).tolist()
+        out, start = [], 0
+        for n in counts:
+            out.append(all(flags[start:start + n]))
+            start += n
+        return out
 
     def _results(self) -> list[Result]:
         with torch.no_grad():
