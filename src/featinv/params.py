@@ -189,12 +189,27 @@ class DIPParam(ImageParam):
         return self.net(self.noise)
 
 
+def random_start(kind: str, size: int, seed: int) -> torch.Tensor:
+    """The seeded random image a parameterisation starts from, ``[1, 3, S, S]``.
+
+    Pixels start from white noise around grey (featinv's start since the first release). The
+    sigmoid parameterisations start from grey plus seeded noise on a 4 x 4 grid, upsampled:
+    white noise would sit in their finest coefficients, which move slowest, and linger in flat
+    regions (measured at relu3_3: +1.4 dB PSNR and SSIM 0.56 -> 0.72 on astronaut and camera).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "pixel":
+        return (0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
+    coarse = 0.1 * torch.randn(1, 3, 4, 4, generator=gen)
+    return (0.5 + F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)).clamp(0, 1)
+
+
 def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None) -> ImageParam:
     """The parameterisation ``kind`` (see :data:`PARAMS`) of an ``size x size`` image.
 
     ``start`` (``[1, 3, S, S]`` in [0, 1]) is the image to begin from: ``pixel``, ``fourier``
-    and ``pyramid`` represent it exactly; without it, they start from a seeded random image near
-    grey. ``dip`` always starts from its own seeded network.
+    and ``pyramid`` represent it exactly; without it, they start from :func:`random_start`.
+    ``dip`` always starts from its own seeded network.
 
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
     [0.25]
@@ -205,8 +220,7 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
     if kind == "dip":
         return DIPParam(size, seed)
     if start is None:
-        gen = torch.Generator().manual_seed(seed)
-        start = (0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
+        start = random_start(kind, size, seed)
     if start.shape != (1, 3, size, size):
         raise ValueError(f"start must be [1, 3, {size}, {size}], got {list(start.shape)}")
     if kind == "pixel":
