@@ -148,6 +148,8 @@ def run_case(model: str, layer: str, method: str, photos: Sequence[str], size: i
     for indices in groups.values():
         run = Inversion([configs[i] for i in indices], cache.get((model, None)))
         for i, result in zip(indices, run.run_all()):
+            if result.status == "interrupted":  # Ctrl-C / SIGTERM stopped the run: stop the benchmark
+                raise KeyboardInterrupt
             results[i] = result
     for i, photo in enumerate(photos):
         r = results[i]
