@@ -172,9 +172,10 @@ class Inversion:
         return [k for k, s in enumerate(self.slots) if s.trial == trial]
 
     def best_slot(self, trial: int) -> Slot:
-        """The trial's restart with the lowest latest loss (its only one without restarts)."""
+        """The trial's restart with the lowest latest loss, a diverged one only if all diverged
+        (its only one without restarts)."""
         slots = [self.slots[k] for k in self._slots_of(trial)]
-        return min(slots, key=lambda s: s.history[-1]["loss"] if s.history else math.inf)
+        return min(slots, key=lambda s: (s.status == "diverged", s.history[-1]["loss"] if s.history else math.inf))
 
     def image(self, trial: int = 0) -> torch.Tensor:
         """Trial ``trial``'s current image ``[3, S, S]`` in [0, 1] (its best restart's)."""
