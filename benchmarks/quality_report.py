@@ -75,6 +75,9 @@ def main(folder: Path) -> None:
     for grid in grids:
         shutil.copyfile(grid, ROOT / "docs" / "quality" / grid.name)
     photos = sorted({r["photo"] for r in data["rows"]})
+    from featinv.quality import CASES
+    ran = {f"{r['model']}:{r['layer']}" for r in data["rows"]}
+    missing = [c for c in CASES if c not in ran]
     text = [
         "# Quality benchmark",
         "",
@@ -92,6 +95,7 @@ def main(folder: Path) -> None:
         "",
         f"Command: `{COMMAND}`, then `python benchmarks/quality_report.py runs/quality`.",
         "",
+        *([f"Not in this run (it was stopped before them): {', '.join(missing)}.", ""] if missing else []),
         "## The natural pre-images issue's targets",
         "",
         *targets(data),
