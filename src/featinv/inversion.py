@@ -115,6 +115,8 @@ class Inversion:
             param = make_param(c.param, c.size, c.seed, start_image(c)).to(self.device)
             self.slots.append(Slot(i, c, param, Transforms(transform_amounts(c), c.seed + 1),
                                    [t.detach().clone() for t in param.parameters()]))
+        # which images belong to each trial: read several times a step, fixed for the run
+        self._trial_slots = [[k for k, s in enumerate(self.slots) if s.trial == i] for i in range(len(configs))]
         self.problem.set_objective([s.config for s in self.slots])
         self._losses = compile_step(self.problem.losses, configs[0].compile)
         self.stepper = Stepper([s.config for s in self.slots], [s.tensors for s in self.slots])
@@ -169,7 +171,7 @@ class Inversion:
         return self.configs[0]
 
     def _slots_of(self, trial: int) -> list[int]:
-        return [k for k, s in enumerate(self.slots) if s.trial == trial]
+        return self._trial_slots[trial]
 
     def best_slot(self, trial: int) -> Slot:
         """The trial's restart with the lowest latest loss, a diverged one only if all diverged
