@@ -60,3 +60,23 @@ def test_quality_benchmark_smoke(tmp_path):
     assert {r["steps"] for r in rows if r["method"] == "mahendran2016"} == {350}  # the recipe's own count
     assert (tmp_path / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
     assert "| vgg16_offline | relu1_2 | flat |" in (tmp_path / "quality.md").read_text()
+
+
+def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):
+    """A second run into the same folder keeps the finished cases and adds the new one; a run at another
+    size is refused (exit 2, one line) instead of overwriting the first."""
+    from conftest import run_cli
+    common = ["bench", "--quality", "--photos", "astronaut", "--methods", "flat", "--quality-size", "32",
+              "--quality-steps", "2", "--out", str(tmp_path)]
+    assert run_cli(*common, "--quality-cases", "vgg16_offline:relu1_2", timeout=300).returncode == 0
+    first = json.loads((tmp_path / "quality.json").read_text())["rows"]
+    proc = run_cli(*common, "--quality-cases", "vgg16_offline:relu1_2", "vgg16_offline:pool1", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "relu1_2: kept from the earlier run" in proc.stdout
+    rows = json.loads((tmp_path / "quality.json").read_text())["rows"]
+    assert rows[:len(first)] == first and {r["layer"] for r in rows} == {"relu1_2", "pool1"}
+    refused = run_cli(*common[:-4], "--quality-steps", "3", "--out", str(tmp_path),
+                      "--quality-cases", "vgg16_offline:relu1_2", timeout=300)
+    assert refused.returncode == 2 and "choose another --out" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads((tmp_path / "quality.json").read_text())["rows"] == rows

@@ -6,6 +6,7 @@ work starts. Errors from bad input print one line and exit 2 (traceback with ``-
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) -> list:
+    """The rows of an earlier quality run in ``out`` (resumed case by case), or none if there is none.
+    A run at other settings is refused rather than overwritten."""
+    from . import quality
+    from .errors import ConfigError
+
+    path = out / "quality.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rows = quality.from_json(data.get("rows", []))
+    earlier = {"size": data.get("size"), "steps": data.get("steps"), "photos": sorted({r.photo for r in rows})}
+    asked = {"size": size, "steps": steps, "photos": sorted(photos)}
+    if rows and earlier != asked:
+        raise ConfigError(f"{path} holds a quality run at {earlier}, not {asked}: "
+                          "resume it with the same settings or choose another --out")
+    if rows:
+        print(f"resuming {path}: {len({(r.model, r.layer) for r in rows})} case(s) kept")
+    return rows
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from . import quality
     from .errors import ConfigError
@@ -349,19 +371,21 @@ def cmd_quality(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in quality.METHODS]
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}: expected some of {', '.join(quality.METHODS)}")
-    args.out.mkdir(parents=True, exist_ok=True)
     from .bench import environment
     from .problem import resolve_device
     env = environment(resolve_device("auto"))
+    photos = list(args.photos or quality.PHOTOS)
+    finished = _finished_quality_rows(args.out, args.quality_size, args.quality_steps, photos)
 
     def write(rows: list) -> None:  # after every case: a long run keeps what it measured
         write_json(args.out / "quality.json", {"environment": env, "size": args.quality_size,
                                                "steps": args.quality_steps, "rows": quality.to_json(rows)})
         write_text(args.out / "quality.md", quality.table(rows) + "\n")
 
-    rows = quality.run_benchmark(args.photos or quality.PHOTOS, args.quality_cases or quality.CASES, methods,
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = quality.run_benchmark(photos, args.quality_cases or quality.CASES, methods,
                                  args.quality_size, args.quality_steps, not args.no_equal_time, args.out,
-                                 on_case=write)
+                                 on_case=write, finished=finished)
     write(rows)
     print(f"\n# {env}\n" + quality.table(rows))
     print(f"wrote {args.out / 'quality.json'}, quality.md and the grids")

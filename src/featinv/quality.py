@@ -166,15 +166,20 @@ def _row(photo: str, model: str, layer: str, method: str, steps: int, image: tor
 
 def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, methods: Sequence[str] = METHODS,
                   size: int = 128, steps: int = 200, equal_time: bool = True, grid_dir: Any = None,
-                  progress: Any = print, on_case: Any = None) -> list[Row]:
+                  progress: Any = print, on_case: Any = None, finished: Sequence[Row] = ()) -> list[Row]:
     """The whole benchmark; writes ``grid_<model>_<layer>.png`` into ``grid_dir`` if given and
-    calls ``on_case(rows so far)`` after each case (so a long run can be written as it goes)."""
+    calls ``on_case(rows so far)`` after each case (so a long run can be written as it goes).
+    Cases that already have rows in ``finished`` (an interrupted run's) are kept, not run again."""
     from .models import load_model
 
-    rows: list[Row] = []
+    rows: list[Row] = list(finished)
     cache: dict = {}
+    done_cases = {f"{r.model}:{r.layer}" for r in finished}
     for case in cases:
         model, _, layer = case.partition(":")
+        if case in done_cases:
+            progress(f"{case}: kept from the earlier run")
+            continue
         if (model, None) not in cache:
             cache[(model, None)] = load_model(model)
         images: dict[str, list[torch.Tensor]] = {}
@@ -269,3 +274,13 @@ def table(rows: Sequence[Row]) -> str:
 def to_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(r).items()}
             for r in rows]
+
+
+def from_json(items: Sequence[dict[str, Any]]) -> list[Row]:
+    """The inverse of :func:`to_json` (a missing number comes back as NaN).
+
+    >>> row = Row("camera", "vgg16_offline", "pool5", "flat", 0, 14.1, float("nan"), 15.0, 1.0, 0.0)
+    >>> from_json(to_json([row]))[0].ssim
+    nan
+    """
+    return [Row(**{k: (float("nan") if v is None else v) for k, v in item.items()}) for item in items]
