@@ -13,8 +13,12 @@ def test_offline_vgg16_is_frozen_and_uses_caffe_preprocessing(offline_vgg):
     assert offline_vgg.preprocess.bgr and offline_vgg.preprocess.scale == 255
     assert not offline_vgg.module.training
     assert not any(p.requires_grad for p in offline_vgg.module.parameters())
-    first = offline_vgg.module.features[0].weight
-    assert first.shape == (64, 3, 3, 3) and 0.1 < first.abs().max() < 2  # real, not default init
+    # Trained, not initialised: trained filters are smooth (neighbouring taps correlate, about 0.55 for
+    # conv1_1 and 0.6 for conv1_2); an initialisation draws every tap alone (about 0). A norm check passes both.
+    for conv in (offline_vgg.module.features[0], offline_vgg.module.features[2]):
+        w = conv.weight
+        taps = torch.stack([w[..., :-1].flatten(), w[..., 1:].flatten()])
+        assert torch.corrcoef(taps)[0, 1] > 0.3
 
 
 def test_offline_efficientnet_classifies_a_cat():
@@ -85,3 +89,38 @@ def test_nhwc_onnx_models_are_refused_clearly(tmp_path):
     torch.onnx.export(Nhwc().eval(), torch.randn(1, 32, 32, 3), str(path), opset_version=17, dynamo=False)
     with pytest.raises(ModelError, match="NHWC input"):
         load_model(str(path))
+
+
+def test_safetensors_weights_file(tmp_path):
+    """A .safetensors file is read with safetensors (torch.load cannot read it)."""
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18
+    reference = resnet18()
+    save_file(reference.state_dict(), str(tmp_path / "r18.safetensors"))
+    loaded = load_model("resnet18", weights=str(tmp_path / "r18.safetensors"))
+    assert torch.equal(loaded.module.fc.weight, reference.fc.weight)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model("resnet18", weights=str(tmp_path / "bad.safetensors"))
+
+
+def test_reachability_goes_through_the_https_proxy(tmp_path, monkeypatch):
+    """Behind a proxy the weights host is reached through HTTPS_PROXY, so the check asks the proxy."""
+    import socket
+
+    from featinv.models import _cached_or_reachable
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        url = "https://weights.invalid/resnet18-f37072fd.pth"
+        assert _cached_or_reachable(url) == tmp_path / "checkpoints" / "resnet18-f37072fd.pth"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    with pytest.raises(WeightsUnavailableError, match=f"through the proxy 127.0.0.1:{port}"):
+        _cached_or_reachable(url)

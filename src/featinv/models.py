@@ -20,6 +20,7 @@ import functools
 import importlib.util
 import os
 import socket
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -148,11 +149,17 @@ def _cached_or_reachable(url: str, timeout: float = 3.0) -> Path:
     if cached.is_file():
         return cached
     host = urlparse(url).hostname or ""
+    address, via = (host, 443), ""
+    proxy = urllib.request.getproxies().get("https")
+    if proxy and not urllib.request.proxy_bypass(host):  # the download goes through the proxy: ask it
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        address = (parsed.hostname or "", parsed.port or 8080)
+        via = f" through the proxy {address[0]}:{address[1]}"
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection(address, timeout=timeout).close()
     except OSError as exc:
         raise WeightsUnavailableError(
-            f"cannot download the weights {os.path.basename(cached)} from {host} ({exc}). "
+            f"cannot download the weights {os.path.basename(cached)} from {host}{via} ({exc}). "
             f"Download {url} on a machine with internet and put it at {cached}, or pass "
             f"--weights /path/to/file.pth; the offline defaults need no download "
             f"(--model {DEFAULT_MODEL})") from None
