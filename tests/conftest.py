@@ -12,6 +12,10 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from featinv.perf import tune_process  # noqa: E402
+
+tune_process()  # the suite is a host that opts in to the CLI's speed settings, as a user's script may
+
 
 class TinyNet(nn.Module):
     """conv(3->2, 1x1, fixed weights) -> relu -> conv(2->1, 1x1) -> relu: features by hand."""

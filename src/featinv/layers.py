@@ -22,6 +22,7 @@ EfficientNet (timm ``efficientnet*``, the offline EfficientNet-Lite0):
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -166,19 +167,18 @@ def tracer_kwargs(model: nn.Module) -> dict:
     return {}
 
 
+# Tracing is slow: each model's node names are kept while the model lives (beside it, not on it).
+_NODES: weakref.WeakKeyDictionary[nn.Module, list[str]] = weakref.WeakKeyDictionary()
+
+
 def graph_nodes(model: nn.Module) -> list[str]:
     """The model's graph node names in execution order (eval mode), input excluded."""
     from torchvision.models.feature_extraction import get_graph_node_names
 
-    cached = getattr(model, "_featinv_nodes", None)
-    if cached is None:
+    if model not in _NODES:
         _, nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs(model))
-        cached = [n for n in nodes if n not in ("x", "input")]
-        try:
-            model._featinv_nodes = cached  # tracing is slow: remember it on the model
-        except AttributeError:
-            pass
-    return cached
+        _NODES[model] = [n for n in nodes if n not in ("x", "input")]
+    return _NODES[model]
 
 
 def aliases(model: nn.Module) -> dict[str, str]:

@@ -4,6 +4,11 @@
   forward/backward allocates activation buffers far above the mmap threshold, so each step
   paid for fresh zeroed pages. :func:`tune_allocator` keeps freed memory in the heap instead
   (``mallopt``: no mmap for large blocks, no trimming). Set ``FEATINV_NO_MALLOPT=1`` to skip it.
+- cuDNN's autotuner (``cudnn.benchmark``) pays for fixed input sizes, which an inversion has.
+
+Both change the whole process, so the library never applies them: :func:`tune_process` does (with
+Pillow's size limit raised to 400 megapixels), and the CLI, its process-pool workers and the test
+suite call it. Call it yourself in a script of your own for the CLI's speed.
 - convolutions run faster on channels-last tensors on CPU (oneDNN's native layout):
   :func:`use_channels_last` says when the loop should use them.
 - bf16 / fp16 autocast pays on a CPU only where oneDNN has native kernels for it (AVX512-BF16,
@@ -38,6 +43,19 @@ def tune_allocator() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def tune_process() -> None:
+    """The CLI's process-wide settings: glibc keeps freed blocks, cuDNN autotunes, and Pillow reads
+    photos up to 400 megapixels (its default refuses 179 as a decompression bomb; featinv shrinks
+    each photo once). A library call never does this."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None:  # None: the host already lifted the limit
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, 400_000_000)
+    tune_allocator()
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
 
 
 def use_channels_last(device: torch.device) -> bool:

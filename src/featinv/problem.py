@@ -13,18 +13,18 @@ the objective. Given images, it answers "how far are they?"; it owns no image an
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from .config import InvertConfig
 from .errors import ConfigError
 from .extractor import FeatureExtractor, frozen
-from .io import load_target
+from .files import load_target
 from .layers import LayerRequest, parse_layers
 from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
-from .perf import native_precision, tune_allocator, use_channels_last
+from .perf import native_precision, use_channels_last
 from .preprocess import preset
 
 
@@ -45,9 +45,12 @@ class Problem:
     ``stride`` is the deepest requested layer's downsampling (input side / feature-map side;
     the input side for a layer without a spatial map): what the layer-adaptive defaults read.
     The objective is made by :meth:`set_objective` once the configs' weights are resolved.
+    ``images`` maps the configs' image names to images already read or to files' bytes (see
+    :func:`featinv.files.read_image`); other names are read from disk.
     """
 
-    def __init__(self, configs: Sequence[InvertConfig], model: LoadedModel | None = None) -> None:
+    def __init__(self, configs: Sequence[InvertConfig], model: LoadedModel | None = None,
+                 images: Mapping[str, bytes | torch.Tensor] | None = None) -> None:
         first = configs[0]
         self.device = resolve_device(first.device)
         self.precision = first.precision
@@ -66,15 +69,11 @@ class Problem:
             warnings.warn(f"precision {first.precision} has no native kernels on this CPU and is emulated: "
                           f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
                           f"AVX512-FP16); use --precision fp32", stacklevel=3)
-        if self.device.type == "cpu":
-            tune_allocator()
-        else:
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         self.extractor.to(memory_format=self.memory_format)
         loaded: dict[str, torch.Tensor] = {}  # restarts of one trial share its image
         for c in configs:
             if c.image not in loaded:
-                loaded[c.image] = load_target(c.image, c.size)
+                loaded[c.image] = load_target(c.image, c.size, images)
         self.target = torch.stack([loaded[c.image] for c in configs]).to(self.device)
         with torch.no_grad(), frozen(self.model.module):
             self.target_features = self.features(self.target)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io as _io
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import files
 
 REPORT_FILES = "report_files"
 
@@ -111,18 +111,15 @@ def fmt(value: Any) -> str:
 
 # -- figures ---------------------------------------------------------------------------
 def _png(fig: Any) -> bytes:
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     return buf.getvalue()
 
 
-def _plt() -> Any:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kwargs: Any) -> Any:
+    """A matplotlib figure outside pyplot: no backend to switch, no global figure list to close."""
+    from matplotlib.figure import Figure as MplFigure
+    return MplFigure(**kwargs)
 
 
 def feature_loss(row: dict[str, float]) -> float:
@@ -132,8 +129,8 @@ def feature_loss(row: dict[str, float]) -> float:
 
 def curves_figure(runs: list[RunRecord], title: str, name: str, labels: list[str] | None = None) -> Figure:
     """Normalised feature loss against step (log scale), one line per run."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = _figure(figsize=(7, 4))
+    ax = fig.subplots()
     for run, label in zip(runs, labels or [r.name for r in runs]):
         if run.history:
             ax.plot([r["step"] for r in run.history], [max(feature_loss(r), 1e-8) for r in run.history], label=label)
@@ -150,11 +147,11 @@ def curves_figure(runs: list[RunRecord], title: str, name: str, labels: list[str
 def grid_figure(images: list[Path], captions: list[str], title: str, name: str, columns: int = 5) -> Figure:
     """Images side by side, each with its caption under it."""
     from PIL import Image
-    plt = _plt()
     n = len(images)
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.9 * rows), squeeze=False)
+    fig = _figure(figsize=(2.4 * columns, 2.9 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, path, caption in zip(axes.flat, images, captions):
@@ -349,9 +346,9 @@ def write_report(folder: str | Path, title: str, sections: list[Section]) -> Pat
     for s in sections:
         for b in s.blocks:
             if isinstance(b, Figure):
-                io.write_bytes(folder / REPORT_FILES / f"{b.name}.png", b.png)
-    io.write_text(folder / "report.md", to_markdown(title, sections))
-    io.write_text(folder / "report.html", to_html(title, sections))
+                files.write_bytes(folder / REPORT_FILES / f"{b.name}.png", b.png)
+    files.write_text(folder / "report.md", to_markdown(title, sections))
+    files.write_text(folder / "report.html", to_html(title, sections))
     return folder / "report.html"
 
 

@@ -15,9 +15,7 @@ def structure_png(model: nn.Module, title: str, size: int = 224, highlight: Sequ
     """
     import io
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # outside pyplot: the host's backend stays as it is
     from matplotlib.patches import FancyBboxPatch
 
     from .layers import aliases, describe
@@ -27,7 +25,8 @@ def structure_png(model: nn.Module, title: str, size: int = 224, highlight: Sequ
     wanted = {h.split(":")[0] for h in highlight}
     per_row = 8
     n_rows = math.ceil(len(rows) / per_row)
-    fig, ax = plt.subplots(figsize=(per_row * 1.45, 0.95 * n_rows + 0.7))
+    fig = Figure(figsize=(per_row * 1.45, 0.95 * n_rows + 0.7))
+    ax = fig.subplots()
     for i, (name, node, shape) in enumerate(rows):
         x, y = i % per_row, n_rows - 1 - i // per_row
         hit = name in wanted or node in wanted
@@ -47,5 +46,4 @@ def structure_png(model: nn.Module, title: str, size: int = 224, highlight: Sequ
                  + (f"; inverted: {', '.join(sorted(wanted))}" if wanted else ""), fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
