@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from featinv.inversion import invert
+from featinv.api import invert
 
 
 def main(out: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 import featinv
-from featinv.io import to_pil, write_bytes
+from featinv.files import to_pil, write_bytes
 from featinv.models import load_model
 
 LAYERS = ("relu1_2", "relu3_3", "relu4_3", "pool5")

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from featinv.errors import ImageError
-from featinv.io import load_target, read_image, save_image, write_text
+from featinv.files import load_target, read_image, save_image, write_text
 
 
 def test_sample_photo():
@@ -59,3 +59,54 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_text(path, "new")
     assert path.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_json_is_strict_with_nan_and_infinity_as_null(tmp_path):
+    """summary.json of a diverged run has NaN losses: strict readers (JSON.parse, jq) must read it."""
+    import json
+
+    from featinv.files import write_json
+    write_json(tmp_path / "s.json", {"psnr": float("nan"), "losses": [1.5, float("inf"), -float("inf")],
+                                     "nested": {"x": (float("nan"),)}})
+    text = (tmp_path / "s.json").read_text()
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    data = json.loads(text, parse_constant=refuse)
+    assert data == {"psnr": None, "losses": [1.5, None, None], "nested": {"x": [None]}}
+
+
+def test_images_in_memory_as_a_notebook_holds_them():
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    expected = torch.zeros(3, 4, 6)
+    expected[0] = 1
+    pil = Image.fromarray(rgb)
+    for source in (pil, rgb, rgb.astype(np.float32) / 255, torch.from_numpy(rgb).permute(2, 0, 1),
+                   expected, expected[None], expected.double()):
+        assert torch.allclose(read_image(source), expected), type(source)
+    grey = read_image(np.full((4, 6), 0.25))
+    assert grey.shape == (3, 4, 6) and torch.allclose(grey, torch.full_like(grey, 0.25))
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)  # transparent black -> white, as for files
+    assert torch.allclose(read_image(rgba), torch.ones(3, 2, 2))
+    assert torch.allclose(read_image(np.full((3, 3), 65535, dtype=np.uint16)), torch.ones(3, 3, 3))
+
+
+def test_images_in_memory_refused_clearly():
+    cases = [(np.full((4, 4, 3), 200.0), "in \\[0, 1\\].*divide 0-255 pixels by 255"),
+             (np.zeros((3, 5, 6), dtype=np.uint8), "channels last"),
+             (torch.zeros(5, 6, 3), r"\[3, H, W\]"),
+             (np.zeros((4, 4, 3), dtype=np.int64), "uint8, uint16 or float"),
+             (torch.full((3, 4, 4), float("nan")), r"in \[0, 1\]"),
+             ([[0.0]], "a Pillow image, a numpy array or a torch tensor, got list"),
+             (np.zeros((0, 4, 3)), "empty")]
+    for source, message in cases:
+        with pytest.raises(ImageError, match=message):
+            read_image(source)
+
+
+def test_an_image_over_pillows_limit_is_a_clear_error(tmp_path, monkeypatch):
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is more than twice the limit
+    with pytest.raises(ImageError, match="MAX_IMAGE_PIXELS"):
+        read_image(tmp_path / "big.png")

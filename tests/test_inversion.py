@@ -4,7 +4,8 @@ from torch import nn
 
 from featinv.callbacks import StopAfter
 from featinv.config import InvertConfig
-from featinv.inversion import Inversion, invert
+from featinv.api import invert
+from featinv.inversion import Inversion
 from featinv.metrics import psnr
 
 
@@ -64,7 +65,7 @@ def test_multi_layer_weighted_loss_and_alpha_norm(offline_vgg):
 
 
 def test_init_grey_and_from_image(tmp_path):
-    from featinv.io import save_image
+    from featinv.files import save_image
     save_image(torch.rand(3, 40, 40), tmp_path / "start.png")
     for init in ("grey", str(tmp_path / "start.png")):
         assert invert("skimage:coffee", model="resnet18", weights="none", layers="res1", size=32,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from featinv.errors import ModelError, WeightsUnavailableError
-from featinv.io import load_target
+from featinv.files import load_target
 from featinv.models import load_model
 
 

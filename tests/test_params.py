@@ -5,13 +5,14 @@ import torch
 from featinv.callbacks import StopAfter
 from featinv.config import InvertConfig
 from featinv.errors import ConfigError
-from featinv.inversion import Inversion, invert
+from featinv.api import invert
+from featinv.inversion import Inversion
 from featinv.params import PARAMS, decorrelated_to_rgb, fit_error, make_param, rgb_to_decorrelated
 from featinv.transforms import Transforms
 
 
 def _photo(size: int) -> torch.Tensor:
-    from featinv.io import load_target
+    from featinv.files import load_target
     return load_target("skimage:astronaut", size)[None]
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from featinv.errors import ConfigError
-from featinv.inversion import invert
+from featinv.api import invert
 from featinv.recipes import recipe_values, with_recipe
 from featinv.sweep import expand
 

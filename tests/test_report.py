@@ -1,7 +1,5 @@
 """Reports from run, sweep and study folders, checked as files and in a real headless browser."""
 import re
-import shutil
-import subprocess
 
 import pytest
 

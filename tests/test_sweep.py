@@ -84,7 +84,7 @@ def test_batched_trials_equal_sequential_ones(tmp_path):
     single = run_sweep(trials, tmp_path / "s", batch=1)
     assert [o.summary["batch_size"] for o in batched] == [4] * 4
     assert [o.summary["batch_size"] for o in single] == [1] * 4
-    from featinv.io import read_image
+    from featinv.files import read_image
     for b, s in zip(batched, single):
         assert b.status == s.status == "done"
         first = [float(next(csv.DictReader(open(tmp_path / d / "trials" / b.trial.name / "log.csv")))["loss"])

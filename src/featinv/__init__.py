@@ -14,14 +14,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "invert": "inversion", "Inversion": "inversion", "Result": "results", "Summary": "results",
+    "invert": "api", "Inversion": "inversion", "Result": "results", "Summary": "results",
     "make_param": "params", "Transforms": "transforms",
     "InvertConfig": "config", "load_config": "config",
     "load_model": "models", "available_models": "models", "LoadedModel": "models",
     "FeatureExtractor": "extractor",
     "Objective": "objectives", "FeatureTerm": "objectives", "TVTerm": "objectives", "AlphaTerm": "objectives",
     "Schedule": "schedules",
-    "read_image": "io", "save_image": "io",
+    "read_image": "files", "save_image": "files",
     "FeatinvError": "errors",
 }
 __all__ = sorted(_EXPORTS)

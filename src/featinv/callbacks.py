@@ -10,17 +10,25 @@ import sys
 from typing import Any
 
 
+def in_notebook() -> bool:
+    """Is this a Jupyter kernel (where tqdm draws a widget, and stderr is not a terminal)?"""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class ProgressBar:
-    """A tqdm bar with step, loss and speed; silent when stderr is not a terminal."""
+    """A tqdm bar with step, loss and speed, in a terminal or a notebook (tqdm.auto picks the
+    widget there); silent otherwise (a log file, a pipe)."""
 
     def __init__(self, desc: str = "invert", force: bool | None = None) -> None:
         self.desc = desc
-        self.enabled = sys.stderr.isatty() if force is None else force
+        self.enabled = (sys.stderr.isatty() or in_notebook()) if force is None else force
         self.bar: Any = None
 
     def on_start(self, run: Any) -> None:
         if self.enabled:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
             self.bar = tqdm(total=run.config.steps, initial=run.step, desc=self.desc,
                             unit="step", dynamic_ncols=True, leave=False)
 

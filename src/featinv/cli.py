@@ -181,7 +181,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _default_out(config: Any) -> Path:
-    from .io import SAMPLE_PREFIX
+    from .files import SAMPLE_PREFIX
     from .models import DEFAULT_LAYERS
     from .runfolder import new_folder_name
 
@@ -246,7 +246,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     for name, node, shape in shown:
         print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape))}")
     if args.plot:
-        from .io import write_bytes
+        from .files import write_bytes
         from .structure import structure_png
         highlight = [h for h in args.highlight.split(",") if h]
         write_bytes(args.plot, structure_png(model.module, model.label, args.size, highlight))
@@ -365,7 +365,7 @@ def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) 
 def cmd_quality(args: argparse.Namespace) -> int:
     from . import quality
     from .errors import ConfigError
-    from .io import write_json, write_text
+    from .files import write_json, write_text
 
     methods = args.methods or list(quality.METHODS)
     unknown = [m for m in methods if m not in quality.METHODS]
@@ -396,7 +396,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.quality:
         return cmd_quality(args)
     from . import bench
-    from .io import write_json
+    from .files import write_json
     from .problem import resolve_device
 
     device = resolve_device(args.device)
@@ -443,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *_, **__: f"featinv: warning: {message}\n"
     handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
                 "report": cmd_report, "bench": cmd_bench, "models": cmd_models}
+    if args.command in ("invert", "sweep", "study", "bench"):
+        from .perf import tune_process
+        tune_process()  # the CLI's own process: see featinv.perf
     try:
         return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`

@@ -3,6 +3,12 @@
 Images live in memory as float tensors ``[3, H, W]`` in RGB ``[0, 1]``. Every write is atomic:
 the data goes to a temporary file in the same folder, which is then renamed over the target,
 so an interrupted write never leaves a half-written file behind.
+
+What a notebook holds is read too (:data:`ImageSource`): a Pillow image; a numpy array laid out as
+Pillow, matplotlib and scikit-image do, ``[H, W]``, ``[H, W, 3]`` or ``[H, W, 4]``; a tensor laid out
+as torchvision does, ``[3, H, W]``, ``[1, H, W]``, ``[H, W]`` or ``[1, 3, H, W]``. Integer pixels are
+8-bit (0-255) or 16-bit (0-65535); float pixels must lie in [0, 1]. Anything else is an
+:class:`~featinv.errors.ImageError` that says what was expected.
 """
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+import hashlib
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +33,8 @@ from .errors import ImageError, did_you_mean
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field",
                  "immunohistochemistry", "retina", "logo", "coins", "moon", "text")
 SAMPLE_PREFIX = "skimage:"
-Image.MAX_IMAGE_PIXELS = 400_000_000  # huge photos are fine: we read them once and shrink them
+
+ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 
 def _pixels_01(img: Image.Image) -> np.ndarray:
@@ -56,23 +65,96 @@ def _sample_pixels(name: str) -> np.ndarray:
     return _pixels_01(Image.fromarray(arr))
 
 
-# Files handed over in memory (a sweep worker that does not share the driver's disk): path -> bytes.
-PROVIDED_FILES: dict[str, bytes] = {}
+def in_memory(source: object) -> bool:
+    """Is ``source`` an image object (Pillow, numpy, torch) rather than a path or sample name?"""
+    return not isinstance(source, (str, os.PathLike))
 
 
-def read_image(source: str | os.PathLike[str]) -> torch.Tensor:
-    """Read an image file (or ``skimage:NAME``) as an RGB ``[3, H, W]`` float tensor in [0, 1].
+def _memory_pixels(source: object) -> np.ndarray:
+    """An in-memory image as float32 RGB ``[H, W, 3]`` in [0, 1] (layouts: the module docstring)."""
+    if isinstance(source, Image.Image):
+        return _pixels_01(source)
+    if isinstance(source, torch.Tensor):
+        t = source.detach().cpu()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if not (t.dim() == 2 or (t.dim() == 3 and t.shape[0] in (1, 3, 4))):
+            raise ImageError(f"expected an image tensor [3, H, W], [1, H, W], [H, W] or [1, 3, H, W], "
+                             f"got shape {list(source.shape)}")
+        arr = (t.permute(1, 2, 0) if t.dim() == 3 else t).numpy()
+    elif isinstance(source, np.ndarray):
+        arr = source
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
+            raise ImageError(f"expected an image array [H, W], [H, W, 3] or [H, W, 4] (channels last, as "
+                             f"Pillow and scikit-image give), got shape {list(arr.shape)}")
+    else:
+        raise ImageError(f"expected an image: a file path, skimage:NAME, a Pillow image, a numpy array or "
+                         f"a torch tensor, got {type(source).__name__}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if min(arr.shape[:2]) < 1:
+        raise ImageError(f"the image is empty (shape {list(arr.shape)})")
+    if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 65535.0)
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(np.float32)
+        low, high = float(arr.min()), float(arr.max())  # NaN if any is NaN
+        if not (math.isfinite(low) and math.isfinite(high)) or low < -1e-3 or high > 1 + 1e-3:
+            raise ImageError(f"expected float pixels in [0, 1], got values from {low:.4g} to {high:.4g}"
+                             + (" (divide 0-255 pixels by 255)" if high > 1.5 else ""))
+        arr = arr.clip(0, 1)
+    else:
+        raise ImageError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:  # transparent pixels on white, as for files
+        alpha = arr[..., 3:]
+        arr = arr[..., :3] * alpha + (1 - alpha)
+    return np.ascontiguousarray(arr)
+
+
+def describe(source: ImageSource) -> str:
+    """The name an image goes by in a config: a path as given; an in-memory image by its kind, size
+    and a digest of its pixels (so a resumed run can tell it is the same image).
+
+    >>> describe(torch.zeros(3, 4, 5))
+    '<tensor 5x4 #2dfba633>'
+    """
+    if not in_memory(source):
+        return str(source)
+    pixels = _memory_pixels(source)
+    digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:8]
+    kind = ("PIL image" if isinstance(source, Image.Image)
+            else "array" if isinstance(source, np.ndarray) else "tensor")
+    return f"<{kind} {pixels.shape[1]}x{pixels.shape[0]} #{digest}>"
+
+
+def read_image(source: ImageSource, provided: Mapping[str, bytes | torch.Tensor] | None = None) -> torch.Tensor:
+    """Read an image file, ``skimage:NAME`` or in-memory image as an RGB ``[3, H, W]`` float tensor
+    in [0, 1]. ``provided`` maps names to files' bytes or to images already read (a sweep worker
+    without the driver's disk; an in-memory image passed to :func:`featinv.invert`).
 
     >>> read_image("skimage:chelsea").shape
     torch.Size([3, 300, 451])
+    >>> read_image(np.zeros((4, 5, 3), dtype=np.uint8)).shape
+    torch.Size([3, 4, 5])
     """
+    if in_memory(source):
+        pixels = _memory_pixels(source)
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
     source = str(source)
+    given = (provided or {}).get(source)
+    if isinstance(given, torch.Tensor):
+        return given
     if source.startswith(SAMPLE_PREFIX):
         pixels = _sample_pixels(source[len(SAMPLE_PREFIX):])
-    elif source in PROVIDED_FILES:
-        with Image.open(io.BytesIO(PROVIDED_FILES[source])) as img:
+    elif given is not None:
+        with Image.open(io.BytesIO(given)) as img:
             img.load()
             pixels = _pixels_01(img)
+    elif source.startswith("<") and source.endswith(">"):
+        raise ImageError(f"{source} was an image in memory, passed from Python: pass it again "
+                         f"(featinv.invert(image, out=..., resume=True) resumes a run of it)")
     else:
         path = Path(source)
         if not path.is_file():
@@ -83,6 +165,10 @@ def read_image(source: str | os.PathLike[str]) -> torch.Tensor:
             with Image.open(path) as img:
                 img.load()
                 pixels = _pixels_01(img)
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"cannot read image {source!r}: {exc} Pillow refuses images that large unless "
+                             f"PIL.Image.MAX_IMAGE_PIXELS is raised (the featinv CLI raises it to 400 "
+                             f"megapixels: see featinv.perf.tune_process)") from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"cannot read image {source!r}: expected a PNG/JPEG/... file "
                              f"Pillow can decode, but it is unreadable or corrupt ({exc})") from exc
@@ -101,9 +187,10 @@ def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(resized, [size, size]).clamp(0, 1).contiguous()
 
 
-def load_target(source: str | os.PathLike[str], size: int) -> torch.Tensor:
+def load_target(source: ImageSource, size: int,
+                provided: Mapping[str, bytes | torch.Tensor] | None = None) -> torch.Tensor:
     """Read an image and bring it to the model's square input size (the file is never touched)."""
-    return fit_square(read_image(source), size)
+    return fit_square(read_image(source, provided), size)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -155,9 +242,25 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     _atomic_write(Path(path), lambda f: f.write(data))
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by None (JSON has no such numbers).
+
+    >>> finite_json({"psnr": float("nan"), "losses": [1.0, float("inf")]})
+    {'psnr': None, 'losses': [1.0, None]}
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    return data
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON (indented, NaN-free where possible) atomically."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Write strict JSON atomically, indented; NaN and infinities are written as null."""
+    text = json.dumps(finite_json(data), indent=2, sort_keys=False, default=str, allow_nan=False)
+    write_text(path, text + "\n")
 
 
 def save_tensors(path: str | os.PathLike[str], data: dict[str, Any]) -> None:

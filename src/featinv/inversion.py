@@ -13,10 +13,9 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -24,7 +23,7 @@ import torch
 from .config import InvertConfig
 from .defaults import resolve_defaults, transform_amounts
 from .extractor import frozen
-from .io import load_target
+from .files import load_target
 from .models import LoadedModel
 from .params import ImageParam, PixelParam, make_param
 from .perf import compile_step, is_compile_failure
@@ -58,14 +57,15 @@ class Slot:
         self.tensors = list(self.param.parameters())  # once: the loop touches them every step
 
 
-def start_image(config: InvertConfig) -> torch.Tensor | None:
+def start_image(config: InvertConfig, images: Mapping[str, bytes | torch.Tensor] | None = None
+                ) -> torch.Tensor | None:
     """The image a parameterisation starts from: ``[1, 3, S, S]``, or None for its own seeded
     random start (``noise``)."""
     if config.init == "noise":
         return None
     if config.init == "grey":
         return torch.full((1, 3, config.size, config.size), 0.5)
-    return load_target(config.init, config.size)[None].clamp(0, 1)
+    return load_target(config.init, config.size, images)[None].clamp(0, 1)
 
 
 def _restart_configs(config: InvertConfig) -> list[InvertConfig]:
@@ -101,18 +101,18 @@ class Inversion:
     Everything that can fail on bad input (image, model, layers) fails in the constructor.
     """
 
-    def __init__(self, configs: InvertConfig | Sequence[InvertConfig],
-                 model: LoadedModel | None = None) -> None:
+    def __init__(self, configs: InvertConfig | Sequence[InvertConfig], model: LoadedModel | None = None,
+                 images: Mapping[str, bytes | torch.Tensor] | None = None) -> None:
         configs = [configs] if isinstance(configs, InvertConfig) else list(configs)
         _check_batchable(configs)
         slot_configs = [(i, c) for i, config in enumerate(configs) for c in _restart_configs(config)]
-        self.problem = Problem([c for _, c in slot_configs], model)
+        self.problem = Problem([c for _, c in slot_configs], model, images)
         self.configs = [resolve_defaults(c.replace(layers=self.problem.layers), self.problem.stride)
                         for c in configs]  # resolved, for config.yaml
         self.slots: list[Slot] = []
         for i, c in slot_configs:
             c = self.configs[i].replace(seed=c.seed)
-            param = make_param(c.param, c.size, c.seed, start_image(c)).to(self.device)
+            param = make_param(c.param, c.size, c.seed, start_image(c, images)).to(self.device)
             self.slots.append(Slot(i, c, param, Transforms(transform_amounts(c), c.seed + 1),
                                    [t.detach().clone() for t in param.parameters()]))
         # which images belong to each trial: read several times a step, fixed for the run
@@ -496,51 +496,3 @@ def _sigint_stops(run: Inversion) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def invert(image: str | None = None, *, config: InvertConfig | None = None,
-           model: str | LoadedModel | torch.nn.Module | None = None, out: str | Path | None = None,
-           resume: bool = False, callbacks: Sequence[Callback] = (), quiet: bool = True,
-           **options: Any) -> Result:
-    """Reconstruct ``image`` from a network's features. Keyword options are config fields.
-
-    ``model`` is a registry name (see :func:`featinv.models.load_model`), a loaded model, or
-    any ``nn.Module`` of your own (preprocessing then defaults to torchvision's ImageNet one;
-    set ``preprocess=...`` otherwise).
-
-    With ``out``, the run is written to that folder (config, log, snapshots, final image,
-    summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
-
-    >>> r = invert("skimage:astronaut", model="resnet18", weights="none", layers="res1", size=32, steps=2)
-    >>> r.image.shape, r.status
-    (torch.Size([3, 32, 32]), 'done')
-    """
-    from .recipes import with_recipe
-
-    base = config.to_dict() if config else {}
-    if isinstance(model, str):
-        options["model"], model = model, None
-    elif isinstance(model, torch.nn.Module):
-        from .preprocess import PRESETS
-        model = LoadedModel(model, PRESETS["imagenet"], type(model).__name__, "user module", True)
-    if isinstance(model, LoadedModel):
-        options.setdefault("model", model.name)
-    if image is not None:
-        options["image"] = image
-    known = {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model} \
-        if isinstance(model, LoadedModel) else None
-    config, header = with_recipe(base, options, models=known)
-    if out is None:
-        if resume:
-            from .errors import RunFolderError
-            raise RunFolderError("resume needs the run folder: pass out=...")
-        callbacks = list(callbacks) + ([] if quiet else [_progress()])
-        return Inversion(config, model).run(callbacks)
-    from .runfolder import run_in_folder
-    return run_in_folder(config, Path(out), resume=resume, model=model,
-                         callbacks=list(callbacks), quiet=quiet, header=header)
-
-
-def _progress() -> Callback:
-    from .callbacks import ProgressBar
-    return ProgressBar()

@@ -281,6 +281,10 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
     >>> m.label, m.module.training
     ('resnet18 (random init)', False)
     """
+    if name.startswith("<module "):
+        raise ModelError(f"{name} is a network passed from Python, not a registry name: resume its run "
+                         f"from Python, passing the module again (featinv.invert(model=module, "
+                         f"out=FOLDER, resume=True))")
     if name == "vgg16_offline":
         loaded = _load_vgg16_offline()
     elif name == "efficientnet_lite0_offline":
@@ -291,6 +295,15 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
         loaded = _load_torchvision(name, weights)
     loaded.module.eval().requires_grad_(False).to(device)
     return loaded
+
+
+def module_name(module: nn.Module) -> str:
+    """The name a user's own network goes by in a config (not a registry name: see load_model).
+
+    >>> module_name(nn.Sequential())
+    '<module Sequential>'
+    """
+    return f"<module {type(module).__name__}>"
 
 
 def available_models() -> list[str]:

@@ -234,7 +234,7 @@ def save_grid(targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tens
     """A PNG: one row per method (the targets first), one column per photo, each row labelled."""
     from PIL import Image, ImageDraw
 
-    from .io import to_pil, write_bytes
+    from .files import to_pil, write_bytes
     cell, label = 96, 120
     rows = [("target", list(targets))] + [(m, ims) for m, ims in images.items()]
     sheet = Image.new("RGB", (label + cell * len(photos), 18 + cell * len(rows)), "white")
@@ -244,8 +244,8 @@ def save_grid(targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tens
         draw.text((4, 18 + r * cell + cell // 2 - 6), name, fill="black")
         for c, im in enumerate(ims):
             sheet.paste(to_pil(im).resize((cell, cell)), (label + c * cell, 18 + r * cell))
-    import io as _io
-    buf = _io.BytesIO()
+    import io
+    buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     write_bytes(path, buf.getvalue())
 

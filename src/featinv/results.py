@@ -90,3 +90,32 @@ class Result:
     @property
     def psnr(self) -> float:
         return self.summary["psnr"]
+
+    # -- how a notebook shows it ---------------------------------------------------------
+    def caption(self) -> str:
+        """One line of numbers: layers, status, steps, PSNR, SSIM, feature error."""
+        s = self.summary
+        return (f"{s.get('model', self.config.model)} {', '.join(s.get('layers', []))}: {self.status} after "
+                f"{self.steps} steps; PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
+                f"feature error {s['feature_error_total']:.4g}")
+
+    def side_by_side(self) -> torch.Tensor:
+        """Target and reconstruction next to each other, ``[3, H, 2W + 4]`` (a white gap)."""
+        gap = torch.ones(3, self.image.shape[1], 4)
+        return torch.cat([self.target.cpu(), gap, self.image.cpu()], dim=2)
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        from .files import to_pil
+        buf = io.BytesIO()
+        to_pil(self.side_by_side()).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+        png = base64.b64encode(self._repr_png_()).decode("ascii")
+        return (f'<figure style="margin:0"><img src="data:image/png;base64,{png}" '
+                f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
+                f"<figcaption>target | reconstruction<br>{html.escape(self.caption())}</figcaption></figure>")

@@ -17,17 +17,18 @@ is a no-op that returns the stored result.
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import io
+from . import files
 from .config import InvertConfig, from_dict, read_yaml, to_yaml
 from .errors import RunFolderError
 from .inversion import Callback, Inversion, Result
@@ -55,7 +56,7 @@ def environment(device: torch.device | str) -> dict[str, Any]:
 
 def log_csv(history: list[dict[str, float]]) -> str:
     """The per-step history as CSV text (columns from the first row)."""
-    buf = _io.StringIO()
+    buf = io.StringIO()
     if history:
         writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
         writer.writeheader()
@@ -107,29 +108,29 @@ class RunFolder:
         self.folder, self.index, self.header = Path(folder), index, header
 
     def on_start(self, run: Inversion) -> None:
-        io.write_text(self.folder / CONFIG, to_yaml(run.configs[self.index], self.header))
+        files.write_text(self.folder / CONFIG, to_yaml(run.configs[self.index], self.header))
         env = environment(run.device)
         env.update(model=run.model.label, weights=run.model.weights, pretrained=run.model.pretrained,
                    model_note=run.model.note, preprocess=run.preprocess.to_dict())
-        io.write_json(self.folder / "env.json", env)
-        io.save_image(run.target[self.index], self.folder / "target.png")
+        files.write_json(self.folder / "env.json", env)
+        files.save_image(run.target[self.index], self.folder / "target.png")
 
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
         if rows[self.index] is not None and every and run.step % every == 0:
             image = run.image(self.index)
-            io.save_image(image, self.folder / "snapshots" / f"step_{run.step:05d}.png")
+            files.save_image(image, self.folder / "snapshots" / f"step_{run.step:05d}.png")
             self._checkpoint(run)
 
     def _checkpoint(self, run: Inversion) -> None:
-        io.save_tensors(self.folder / CHECKPOINT, run.state_dict(self.index))
-        io.write_text(self.folder / LOG, log_csv(run.histories[self.index]))
+        files.save_tensors(self.folder / CHECKPOINT, run.state_dict(self.index))
+        files.write_text(self.folder / LOG, log_csv(run.histories[self.index]))
 
     def on_end(self, run: Inversion, results: list[Result]) -> None:
         result = results[self.index]
         self._checkpoint(run)
-        io.save_image(result.image, self.folder / "final.png")
-        io.write_json(self.folder / SUMMARY, result.summary)
+        files.save_image(result.image, self.folder / "final.png")
+        files.write_json(self.folder / SUMMARY, result.summary)
         result.out_dir = self.folder
         result.paths = {name: self.folder / name for name in
                         ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)}
@@ -141,8 +142,8 @@ def _stored_result(folder: Path, config: InvertConfig) -> Result:
     if (folder / LOG).is_file():
         with open(folder / LOG, newline="") as f:
             history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    image = io.read_image(folder / "final.png")
-    target = io.read_image(folder / "target.png")
+    image = files.read_image(folder / "final.png")
+    target = files.read_image(folder / "target.png")
     paths = {n: folder / n for n in ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)}
     return Result(image, target, summary.get("status", "done"), int(summary.get("steps", 0)),
                   history, summary, config, folder, paths)
@@ -157,8 +158,10 @@ def _differences(stored: InvertConfig, given: InvertConfig) -> list[str]:
 
 def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
                   model: LoadedModel | None = None, callbacks: list[Callback] | None = None,
-                  quiet: bool = True, header: str = "", tensorboard: bool = False) -> Result:
-    """Run ``config`` writing ``folder``; or, with ``resume``, continue the run stored there."""
+                  quiet: bool = True, header: str = "", tensorboard: bool = False,
+                  images: Mapping[str, bytes | torch.Tensor] | None = None) -> Result:
+    """Run ``config`` writing ``folder``; or, with ``resume``, continue the run stored there.
+    ``images``: images in memory or files' bytes by the names the config gives them."""
     folder = Path(folder)
     callbacks = list(callbacks or [])
     has_run = (folder / CONFIG).is_file()
@@ -181,7 +184,7 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
             return _stored_result(folder, stored)
         if (folder / CHECKPOINT).is_file():
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
-    run = Inversion(config, model)  # checks the image, model and layers before creating anything
+    run = Inversion(config, model, images)  # checks the image, model and layers before creating anything
     check_writable(folder)
     if state is not None:
         run.load_state_dict(state)

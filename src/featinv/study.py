@@ -19,9 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import io
-from .report import (RunRecord, Section, Table, curves_figure, feature_loss, fmt, grid_figure,
-                     read_trials, run_caption, sweep_sections)
+from . import files
+from .report import (RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections)
 
 QUESTIONS = {
     "q1_learning_rate": "Q1 — Which learning-rate schedule converges?",
@@ -87,7 +86,7 @@ def run_seed_study(out: str | Path, fast: bool = False, model: str | None = None
     specs = seed_specs(fast, model, weights, image)
     trials = {key: expand(spec, where=f"study {key}") for key, spec in specs.items()}  # all checked first
     out.mkdir(parents=True, exist_ok=True)
-    io.write_json(out / "study.json", {"study": "seed", "fast": fast, "model": model, "weights": weights,
+    files.write_json(out / "study.json", {"study": "seed", "fast": fast, "model": model, "weights": weights,
                                        "image": image, "questions": list(specs)})
     import yaml
     for key, spec in specs.items():

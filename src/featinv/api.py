@@ -1,0 +1,75 @@
+"""``featinv.invert``: one call from Python, above the loop (:mod:`featinv.inversion`) and the run
+folders (:mod:`featinv.runfolder`) it chooses between.
+
+Images may be what a notebook holds (a Pillow image, a numpy array, a tensor: see
+:mod:`featinv.files`); the config then names them by kind, size and a digest of their pixels, and a
+run folder keeps its target in ``target.png``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .callbacks import ProgressBar
+from .config import InvertConfig
+from .files import ImageSource, describe, in_memory, read_image
+from .inversion import Callback, Inversion
+from .models import LoadedModel, module_name
+from .results import Result
+
+
+def invert(image: ImageSource | None = None, *, config: InvertConfig | None = None,
+           model: str | LoadedModel | torch.nn.Module | None = None, out: str | Path | None = None,
+           resume: bool = False, callbacks: Sequence[Callback] = (), quiet: bool = True,
+           **options: Any) -> Result:
+    """Reconstruct ``image`` from a network's features. Keyword options are config fields.
+
+    ``image`` (and ``init``) is a file, ``skimage:NAME``, or an image in memory: a Pillow image, a
+    numpy array ``[H, W, 3]`` or a tensor ``[3, H, W]`` (uint8 0-255, or floats in [0, 1]).
+
+    ``model`` is a registry name (see :func:`featinv.models.load_model`), a loaded model, or
+    any ``nn.Module`` of your own (preprocessing then defaults to torchvision's ImageNet one;
+    set ``preprocess=...`` otherwise). A run of your own module resumes by passing it again.
+
+    With ``out``, the run is written to that folder (config, log, snapshots, final image,
+    summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
+
+    >>> r = invert("skimage:astronaut", model="resnet18", weights="none", layers="res1", size=32, steps=2)
+    >>> r.image.shape, r.status
+    (torch.Size([3, 32, 32]), 'done')
+    >>> photo = torch.zeros(3, 40, 40)  # a notebook's tensor: named in the config by size and digest
+    >>> invert(photo, model="resnet18", weights="none", layers="res1", size=32, steps=1).config.image
+    '<tensor 40x40 #17744bb6>'
+    """
+    from .recipes import with_recipe
+
+    base = config.to_dict() if config else {}
+    if isinstance(model, str):
+        options["model"], model = model, None
+    elif isinstance(model, torch.nn.Module):
+        from .preprocess import PRESETS
+        model = LoadedModel(model, PRESETS["imagenet"], module_name(model), "user module", True)
+    if isinstance(model, LoadedModel):
+        options.setdefault("model", model.name)
+    if image is not None:
+        options["image"] = image
+    images: dict[str, torch.Tensor] = {}
+    for key in ("image", "init"):  # in-memory images travel beside the config, named in it
+        if key in options and in_memory(options[key]):
+            name = describe(options[key])
+            images[name], options[key] = read_image(options[key]), name
+    known = {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model} \
+        if isinstance(model, LoadedModel) else None
+    config, header = with_recipe(base, options, models=known)
+    if out is None:
+        if resume:
+            from .errors import RunFolderError
+            raise RunFolderError("resume needs the run folder: pass out=...")
+        callbacks = list(callbacks) + ([] if quiet else [ProgressBar()])
+        return Inversion(config, model, images).run(callbacks)
+    from .runfolder import run_in_folder
+    return run_in_folder(config, Path(out), resume=resume, model=model, images=images,
+                         callbacks=list(callbacks), quiet=quiet, header=header)

@@ -1,0 +1,50 @@
+"""featinv.invert as a notebook uses it: images in memory, a network of one's own, the result shown."""
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from featinv.api import invert
+
+SMALL = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 32, "steps": 2}
+
+
+def test_images_in_memory_are_inverted_and_named_in_the_config():
+    photo = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    from_array = invert(photo, **SMALL)
+    from_pil = invert(Image.fromarray(photo), **SMALL)
+    from_tensor = invert(torch.from_numpy(photo).permute(2, 0, 1).float() / 255, **SMALL)
+    assert from_array.config.image.startswith("<array 50x40 #") and from_pil.config.image.startswith("<PIL image")
+    for r in (from_pil, from_tensor):  # the same pixels give the same target and the same run
+        assert torch.allclose(r.target, from_array.target, atol=1e-6)
+        assert torch.allclose(r.image, from_array.image, atol=1e-5)
+    start = torch.full((3, 32, 32), 0.25)
+    r = invert("skimage:astronaut", init=start, **{**SMALL, "steps": 1, "lr": 1e-6, "param": "pixel"})
+    assert r.config.init.startswith("<tensor 32x32") and abs(r.image.mean().item() - 0.25) < 1e-3
+
+
+def test_a_run_of_your_own_module_and_image_resumes_by_passing_them_again(tmp_path, tiny_net):
+    from conftest import run_cli
+
+    from featinv.callbacks import StopAfter
+    photo = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    run = {"model": tiny_net, "layers": "relu2", "size": 16, "steps": 4, "out": tmp_path / "run"}
+    assert invert(photo, callbacks=[StopAfter(2)], **run).status == "interrupted"
+    stored = (tmp_path / "run" / "config.yaml").read_text()
+    assert "model: <module TinyNet>" in stored and "image: '<tensor 16x16 #" in stored
+    proc = run_cli("invert", "--resume", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "passing the module again" in proc.stderr
+    resumed = invert(photo, resume=True, **run)
+    whole = invert(photo, **{**run, "out": tmp_path / "whole"})
+    assert resumed.status == "done" and torch.equal(resumed.image, whole.image)
+
+
+def test_a_result_shows_itself_in_a_notebook():
+    r = invert("skimage:coffee", **SMALL)
+    png = Image.open(io.BytesIO(r._repr_png_()))
+    assert png.size == (2 * 32 + 4, 32)  # target | gap | reconstruction
+    assert np.allclose(np.asarray(png)[:, :32] / 255, r.target.permute(1, 2, 0).numpy(), atol=1 / 255)
+    page = r._repr_html_()
+    assert "data:image/png;base64," in page and f"PSNR {r.psnr:.2f} dB" in page and "res1" in page
