@@ -3,11 +3,15 @@ import csv
 import io as _io
 import os
 
+from pathlib import Path
+
+import crashing
 import pytest
+from crashing import CRASH_DIR
 from PIL import Image
 
 from featinv.errors import FeatinvError, RunFolderError
-from featinv.executors import CRASH_ONCE, ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
+from featinv.executors import ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
 from featinv.runfolder import is_finished
 from featinv.executors import BatchJob
 from featinv.sweep import expand, run_sweep, sweep_lock
@@ -53,11 +57,35 @@ def test_process_pool_equals_local(local_run, tmp_path):
 
 
 def test_process_pool_survives_a_worker_killed_mid_trial(tmp_path, monkeypatch):
-    monkeypatch.setenv(CRASH_ONCE, str(tmp_path / "crashes"))
-    outcomes = run_sweep(expand(SPEC), tmp_path / "out", batch=2, executor=ProcessExecutor(workers=2))
+    monkeypatch.setenv(CRASH_DIR, str(tmp_path / "crashes"))
+    outcomes = run_sweep(expand(SPEC), tmp_path / "out", batch=2,
+                         executor=ProcessExecutor(workers=2, task=crashing.crash_once))
     assert [o.status for o in outcomes] == ["done"] * 4
     assert len(list((tmp_path / "crashes").iterdir())) >= 1  # at least one worker really died
     assert len(table(tmp_path / "out")) == 4
+
+
+def test_process_pool_gives_up_when_retries_run_out(tmp_path):
+    spec = {"base": BASE, "grid": {"lr": [0.01, 0.1]}}
+    outcomes = run_sweep(expand(spec), tmp_path, batch=2,
+                         executor=ProcessExecutor(workers=1, max_retries=1, task=crashing.crash_always))
+    assert [o.status for o in outcomes] == ["failed"] * 2
+    assert all(o.error == "worker died 2 times; gave up" for o in outcomes)
+    assert {r["status"] for r in table(tmp_path).values()} == {"failed"}
+    assert not (tmp_path / "trials").exists() or not any((tmp_path / "trials").iterdir())
+
+
+def test_a_plain_exception_in_a_batch_is_each_trials_recorded_failure(tmp_path, monkeypatch):
+    """Not only featinv's own errors: anything a batch raises is recorded per trial, as on a pool."""
+    from featinv.inversion import Inversion
+
+    def broken(self, callbacks=()):
+        raise RuntimeError("a bug in a callback")
+    monkeypatch.setattr(Inversion, "run_all", broken)
+    monkeypatch.setattr(Inversion, "run", broken)
+    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2)
+    assert [o.status for o in outcomes] == ["failed"] * 4
+    assert all("RuntimeError: a bug in a callback" in o.error for o in outcomes)
 
 
 def test_worker_needs_no_driver_disk(tmp_path):
@@ -102,17 +130,18 @@ def test_unknown_executor_and_missing_ray(monkeypatch):
 def ray_local(tmp_path_factory):
     import ray
     crash_dir = tmp_path_factory.mktemp("ray-crashes")
-    os.environ[CRASH_ONCE] = str(crash_dir)  # workers inherit it: each trial's first attempt dies
+    tests = str(Path(__file__).parent)  # Ray's workers import tests/crashing.py from here
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
-             runtime_env={"env_vars": {CRASH_ONCE: str(crash_dir)}})
+             runtime_env={"env_vars": {CRASH_DIR: str(crash_dir), "PYTHONPATH": path}})
     yield crash_dir
     ray.shutdown()
-    os.environ.pop(CRASH_ONCE, None)
 
 
 @pytest.mark.timeout(600)
 def test_ray_equals_local_even_with_workers_killed(ray_local, local_run, tmp_path):
-    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2, executor=RayExecutor(max_retries=2))
+    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2,
+                         executor=RayExecutor(max_retries=2, task=crashing.crash_once))
     assert [o.status for o in outcomes] == ["done"] * 4
     assert len(list(ray_local.iterdir())) == 2  # each of the 2 batches lost its first worker
     assert_same_results(local_run, tmp_path)
@@ -141,3 +170,16 @@ def test_ray_records_a_failing_trial_and_goes_on(ray_local, tmp_path):
     assert [o.status for o in outcomes] == ["done", "failed"]
     assert "unknown layer 'no_such_layer'" in outcomes[1].error
     assert table(tmp_path)[trials[1].name]["status"] == "failed"
+
+
+@pytest.mark.timeout(600)
+def test_ray_resumes_a_trial_left_unfinished_on_the_driver(ray_local, local_run, tmp_path):
+    """An interrupted trial's folder travels to a worker, is resumed there, and ends as a local run."""
+    from featinv.callbacks import StopAfter
+    from featinv.runfolder import run_in_folder
+    trials = expand(SPEC)
+    folder = tmp_path / "trials" / trials[0].name
+    assert run_in_folder(trials[0].config, folder, callbacks=[StopAfter(2)]).status == "interrupted"
+    outcomes = run_sweep(trials, tmp_path, batch=2, executor=RayExecutor())
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert_same_results(local_run, tmp_path)

@@ -17,18 +17,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import files
 from .config import from_dict
 from .errors import FeatinvError
 from .sweep import Trial, TrialOutcome, run_batch
 
 EXECUTORS = ("local", "processes", "ray")
-CRASH_ONCE = "FEATINV_TEST_CRASH_ONCE"  # tests: a folder; a worker exits once per batch marked there
 
 
 @dataclass
@@ -61,36 +60,28 @@ def pack(job: BatchJob) -> dict[str, Any]:
 
 def run_packed(packed: dict[str, Any]) -> list[dict[str, Any]]:
     """Run a packed batch (in a worker process) and return each trial's outcome and files."""
-    crash_dir = os.environ.get(CRASH_ONCE)
-    if crash_dir:  # fault injection for tests: each batch dies once, on its first attempt only
-        marker = Path(crash_dir) / packed["names"][0]
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("crashed once")
-            os._exit(3)
-    io.PROVIDED_FILES.update(packed["images"])
     trials = [Trial(n, p, from_dict(c)) for n, p, c in zip(packed["names"], packed["params"], packed["configs"])]
     with tempfile.TemporaryDirectory(prefix="featinv-worker-") as tmp:
         folders = [Path(tmp) / "trials" / n for n in packed["names"]]
-        for folder, files in zip(folders, packed["existing"]):
-            for rel, data in files.items():
+        for folder, existing in zip(folders, packed["existing"]):
+            for rel, data in existing.items():
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 (folder / rel).write_bytes(data)
-        outcomes = run_batch(trials, folders)
+        outcomes = run_batch(trials, folders, images=packed["images"])
         return [{"status": o.status, "summary": o.summary, "error": o.error, "files": _folder_files(f)}
                 for o, f in zip(outcomes, folders)]
 
 
-def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+def write_folder(folder: Path, contents: dict[str, bytes]) -> None:
     """Write a trial folder from a worker's files: into a hidden partial folder, then renamed.
     The worker's ``config.yaml`` is kept as it is: it holds the config as the run resolved it
     (default layers, layer-adaptive values), exactly as a local sweep writes it."""
-    if not files:
+    if not contents:
         return
     partial = folder.parent / f".{folder.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    for rel, data in files.items():
-        io.write_bytes(partial / rel, data)
+    for rel, data in contents.items():
+        files.write_bytes(partial / rel, data)
     if folder.exists():  # an unfinished folder whose files the worker received and returned
         old = folder.parent / f".{folder.name}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -130,15 +121,24 @@ class LocalExecutor:
 
 
 def _worker_init(threads: int) -> None:
+    """A pool worker is featinv's own process: it gets the CLI's settings."""
     import torch
+
+    from .perf import tune_process
     torch.set_num_threads(threads)
+    tune_process()
+
+
+# What a worker runs for each packed batch: run_packed, or (tests) a function that wraps it and
+# must be importable by the workers.
+Task = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 class ProcessExecutor:
     """Batches on a local pool of ``workers`` processes (each with cores/workers threads)."""
 
-    def __init__(self, workers: int = 2, max_retries: int = 3) -> None:
-        self.workers, self.max_retries = max(1, workers), max_retries
+    def __init__(self, workers: int = 2, max_retries: int = 3, task: Task = run_packed) -> None:
+        self.workers, self.max_retries, self.task = max(1, workers), max_retries, task
 
     def slots(self) -> int:
         return self.workers
@@ -155,7 +155,7 @@ class ProcessExecutor:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
             with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
                                      initargs=(threads,)) as pool:
-                futures = {pool.submit(run_packed, pack(job)): i for i, job in pending.items()}
+                futures = {pool.submit(self.task, pack(job)): i for i, job in pending.items()}
                 broken = False
                 while futures and not broken:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -183,9 +183,9 @@ class RayExecutor:
     """Batches as Ray tasks: a local Ray, ``RAY_ADDRESS``, or ``address`` (``ray://head:10001``)."""
 
     def __init__(self, address: str | None = None, cpus: float = 1, gpus: float = 0,
-                 max_retries: int = 3, init_options: dict | None = None) -> None:
+                 max_retries: int = 3, init_options: dict | None = None, task: Task = run_packed) -> None:
         self.address, self.cpus, self.gpus = address, cpus, gpus
-        self.max_retries, self.init_options = max_retries, init_options or {}
+        self.max_retries, self.init_options, self.task = max_retries, init_options or {}, task
 
     def _connect(self) -> Any:
         try:
@@ -215,7 +215,7 @@ class RayExecutor:
     def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
         ray = self._connect()
         task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries,
-                          retry_exceptions=False)(run_packed)
+                          retry_exceptions=False)(self.task)
         refs = {task.remote(pack(job)): job for job in jobs}
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)

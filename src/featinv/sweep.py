@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io as _io
+import io
 import itertools
 import math
 import os
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import files
 from .config import InvertConfig, check_keys, read_yaml
 from .errors import ConfigError, FeatinvError
 
@@ -71,8 +71,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value)
-    if text.startswith(io.SAMPLE_PREFIX):
-        return text[len(io.SAMPLE_PREFIX):]
+    if text.startswith(files.SAMPLE_PREFIX):
+        return text[len(files.SAMPLE_PREFIX):]
     return Path(text).stem if "/" in text else text
 
 
@@ -134,7 +134,7 @@ COLUMNS = ("name", "status", "psnr", "ssim", "feature_error_total", "seconds_per
 def trials_csv(outcomes: Sequence[TrialOutcome]) -> str:
     """One row per trial: name, status, its varied parameters, final metrics, error."""
     param_keys = list(dict.fromkeys(k for o in outcomes for k in o.trial.params))
-    buf = _io.StringIO()
+    buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "status", *param_keys, *COLUMNS[2:]])
     for o in outcomes:
@@ -144,15 +144,17 @@ def trials_csv(outcomes: Sequence[TrialOutcome]) -> str:
     return buf.getvalue()
 
 
-def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False) -> TrialOutcome:
-    """Run (or resume, or reuse) one trial in ``folder``; failures become outcomes, not exceptions."""
+def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False,
+              images: Mapping[str, bytes] | None = None) -> TrialOutcome:
+    """Run (or resume, or reuse) one trial in ``folder``; failures become outcomes, not exceptions.
+    ``images``: the bytes of image files a worker cannot read from the driver's disk, by path."""
     from .runfolder import CONFIG, is_finished, read_summary, run_in_folder
 
     if is_finished(folder):
         return _reused(trial, read_summary(folder) or {})
     try:
         result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet,
-                               tensorboard=tensorboard)
+                               tensorboard=tensorboard, images=images)
     except FeatinvError as exc:
         return TrialOutcome(trial, "failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
@@ -227,16 +229,18 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
 
 
 def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = True,
-              tensorboard: bool = False) -> list[TrialOutcome]:
-    """Run fresh trials as one batch, each into its own folder; if the batch cannot even be
-    set up (say one trial's image is missing), run them one by one so each failure is its own."""
+              tensorboard: bool = False, images: Mapping[str, bytes] | None = None) -> list[TrialOutcome]:
+    """Run fresh trials as one batch, each into its own folder. If the batch fails (one trial's
+    image is missing, or anything else goes wrong), its trials run again one by one, resuming
+    what the batch wrote, so each failure is its own trial's and recorded, never raised: the same
+    rule on every executor."""
     from .inversion import Inversion
     from .runfolder import RunFolder, check_writable
 
     if len(trials) == 1:
-        return [run_trial(trials[0], folders[0], quiet, tensorboard)]
+        return [run_trial(trials[0], folders[0], quiet, tensorboard, images)]
     try:
-        run = Inversion([t.config for t in trials])
+        run = Inversion([t.config for t in trials], images=images)
         for folder in folders:
             check_writable(folder)
         callbacks: list[Any] = [RunFolder(f, i) for i, f in enumerate(folders)]
@@ -244,8 +248,8 @@ def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = Tr
             from .callbacks import TensorBoard
             callbacks.append(TensorBoard([f / "tensorboard" for f in folders]))
         results = run.run_all(callbacks)
-    except FeatinvError:
-        return [run_trial(t, f, quiet, tensorboard) for t, f in zip(trials, folders)]
+    except Exception:  # noqa: BLE001 - see the docstring: alone, each trial records its own failure
+        return [run_trial(t, f, quiet, tensorboard, images) for t, f in zip(trials, folders)]
     return [_outcome(t, r) for t, r in zip(trials, results)]
 
 
@@ -258,7 +262,7 @@ def save_spec(out: Path, text: str) -> None:
             n += 1
         current.rename(out / f"sweep.previous-{n}.yaml")
     if not current.is_file():
-        io.write_text(current, text)
+        files.write_text(current, text)
 
 
 def run_sweep(trials: Sequence[Trial], out: str | Path,
@@ -286,7 +290,7 @@ def run_sweep(trials: Sequence[Trial], out: str | Path,
 
     def record(i: int, outcome: TrialOutcome) -> None:
         done[i] = outcome
-        io.write_text(out / "trials.csv", trials_csv([done[k] for k in sorted(done)]))
+        files.write_text(out / "trials.csv", trials_csv([done[k] for k in sorted(done)]))
         if on_trial:
             on_trial(outcome)
 

@@ -1,0 +1,27 @@
+"""Worker tasks that die, for the executors' tests (test doubles live here, not in featinv).
+
+They are module-level functions so a spawned pool worker or a Ray worker can import them; the
+folder that remembers which batches already died is named by an environment variable the
+workers inherit.
+"""
+import os
+from pathlib import Path
+
+from featinv.executors import run_packed
+
+CRASH_DIR = "FEATINV_TESTS_CRASH_DIR"
+
+
+def crash_once(packed):
+    """Each batch's first attempt kills its worker; the retry runs it."""
+    marker = Path(os.environ[CRASH_DIR]) / packed["names"][0]
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("crashed once")
+        os._exit(3)
+    return run_packed(packed)
+
+
+def crash_always(packed):
+    """Every attempt kills its worker: retries run out."""
+    os._exit(3)
