@@ -183,14 +183,14 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 def _default_out(config: Any) -> Path:
     from .files import SAMPLE_PREFIX
     from .models import DEFAULT_LAYERS
+    from .files import safe_name
     from .runfolder import new_folder_name
 
     image = config.image[len(SAMPLE_PREFIX):] if config.image.startswith(SAMPLE_PREFIX) else Path(config.image).stem
     model = Path(config.model).stem
     layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else \
         DEFAULT_LAYERS.get(config.model, "default")
-    safe = "".join(c if c.isalnum() or c in "-_+." else "-" for c in f"{image}_{model}_{layers}")
-    return new_folder_name(Path("runs"), safe[:100])
+    return new_folder_name(Path("runs"), safe_name(f"{image}_{model}_{layers}", limit=100))
 
 
 def cmd_invert(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 from . import files
 from .config import from_dict
 from .errors import FeatinvError
-from .sweep import Trial, TrialOutcome, run_batch
+from .trials import Trial, TrialOutcome, run_batch
 
 EXECUTORS = ("local", "processes", "ray")
 

@@ -65,6 +65,15 @@ def _sample_pixels(name: str) -> np.ndarray:
     return _pixels_01(Image.fromarray(arr))
 
 
+def safe_name(text: str, keep: str = "-_=+.,", limit: int = 150) -> str:
+    """``text`` as a file or folder name: letters, digits and ``keep`` stay, the rest become '-'.
+
+    >>> safe_name("lr=0.01_layers=conv1_1:0.5/pool5")
+    'lr=0.01_layers=conv1_1-0.5-pool5'
+    """
+    return "".join(c if c.isalnum() or c in keep else "-" for c in text)[:limit]
+
+
 def in_memory(source: object) -> bool:
     """Is ``source`` an image object (Pillow, numpy, torch) rather than a path or sample name?"""
     return not isinstance(source, (str, os.PathLike))

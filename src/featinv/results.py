@@ -20,6 +20,10 @@ from . import metrics
 from .config import InvertConfig
 
 
+FINISHED = ("done", "diverged")       # the run ended: its result is final, a resume reuses it
+HAS_IMAGE = (*FINISHED, "interrupted")  # it left a final image (an interrupted run can resume)
+
+
 class RestartSummary(TypedDict):
     seed: int
     status: str

@@ -31,11 +31,11 @@ import torch
 from . import files
 from .config import InvertConfig, from_dict, read_yaml, to_yaml
 from .errors import RunFolderError
-from .inversion import Callback, Inversion, Result
+from .inversion import Callback, Inversion
+from .results import FINISHED, Result
 from .models import LoadedModel
 
 CONFIG, SUMMARY, CHECKPOINT, LOG = "config.yaml", "summary.json", "checkpoint.pt", "log.csv"
-FINISHED = ("done", "diverged")
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:

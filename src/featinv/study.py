@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .report import (RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections)
+from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
+from .results import FINISHED
 
 QUESTIONS = {
     "q1_learning_rate": "Q1 — Which learning-rate schedule converges?",
@@ -98,7 +99,7 @@ def run_seed_study(out: str | Path, fast: bool = False, model: str | None = None
 
 # -- the report --------------------------------------------------------------------------
 def _finished(runs: list[RunRecord]) -> list[RunRecord]:
-    return [r for r in runs if r.ok and r.summary.get("status") in ("done", "diverged")]
+    return [r for r in runs if r.ok and r.summary.get("status") in FINISHED]
 
 
 def q1_findings(runs: list[RunRecord]) -> str:
@@ -222,7 +223,6 @@ def study_sections(folder: Path) -> tuple[str, list[Section]]:
 
 def _structures(runs: list[RunRecord]) -> list[Any]:
     from .models import load_model
-    from .report import Figure
     from .structure import structure_png
 
     figures, seen = [], {}

@@ -28,33 +28,15 @@ import math
 import os
 import tempfile  # noqa: F401 - used by the doctest
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import files
-from .config import InvertConfig, check_keys, read_yaml
-from .errors import ConfigError, FeatinvError
+from .config import check_keys, read_yaml
+from .errors import ConfigError
+from .trials import Trial, TrialOutcome, reused_outcome, run_batch, run_trial  # noqa: F401 - re-exported
 
 SWEEP_KEYS = ("base", "grid", "zip")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One point of a sweep: its name, the parameters that vary, and the full config."""
-
-    name: str
-    params: dict[str, Any]
-    config: InvertConfig
-
-
-@dataclass
-class TrialOutcome:
-    trial: Trial
-    status: str                       # done | diverged | interrupted | failed
-    summary: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    reused: bool = False              # finished by an earlier run of the sweep
 
 
 def _as_list(key: str, value: Any, where: str) -> list[Any]:
@@ -83,7 +65,7 @@ def trial_name(params: Mapping[str, Any]) -> str:
     'lr=0.01_layers=conv1_1+pool5'
     """
     text = "_".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "base"
-    return "".join(c if c.isalnum() or c in "-_=+.," else "-" for c in text)[:150]
+    return files.safe_name(text)
 
 
 def expand(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
@@ -144,34 +126,6 @@ def trials_csv(outcomes: Sequence[TrialOutcome]) -> str:
     return buf.getvalue()
 
 
-def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False,
-              images: Mapping[str, bytes] | None = None) -> TrialOutcome:
-    """Run (or resume, or reuse) one trial in ``folder``; failures become outcomes, not exceptions.
-    ``images``: the bytes of image files a worker cannot read from the driver's disk, by path."""
-    from .runfolder import CONFIG, is_finished, read_summary, run_in_folder
-
-    if is_finished(folder):
-        return _reused(trial, read_summary(folder) or {})
-    try:
-        result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet,
-                               tensorboard=tensorboard, images=images)
-    except FeatinvError as exc:
-        return TrialOutcome(trial, "failed", error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
-        return TrialOutcome(trial, "failed", error=f"{type(exc).__name__}: {exc}")
-    return _outcome(trial, result)
-
-
-def _reused(trial: Trial, summary: dict[str, Any]) -> TrialOutcome:
-    """The outcome of a trial an earlier run of the sweep finished."""
-    return TrialOutcome(trial, summary.get("status", "done"), summary, summary.get("message", ""), reused=True)
-
-
-def _outcome(trial: Trial, result: Any) -> TrialOutcome:
-    error = result.summary.get("message", "") if result.status == "diverged" else ""
-    return TrialOutcome(trial, result.status, result.summary, error)
-
-
 # Trials per forward pass are capped by pixels (batch x size^2), so a batch's memory stays near
 # that of 8 trials at 256 px (VGG16 to pool5: ~1.9 GB) whatever the size.
 BATCH_PIXELS = 8 * 256**2
@@ -228,31 +182,6 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
     return chunks + singles
 
 
-def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = True,
-              tensorboard: bool = False, images: Mapping[str, bytes] | None = None) -> list[TrialOutcome]:
-    """Run fresh trials as one batch, each into its own folder. If the batch fails (one trial's
-    image is missing, or anything else goes wrong), its trials run again one by one, resuming
-    what the batch wrote, so each failure is its own trial's and recorded, never raised: the same
-    rule on every executor."""
-    from .inversion import Inversion
-    from .runfolder import RunFolder, check_writable
-
-    if len(trials) == 1:
-        return [run_trial(trials[0], folders[0], quiet, tensorboard, images)]
-    try:
-        run = Inversion([t.config for t in trials], images=images)
-        for folder in folders:
-            check_writable(folder)
-        callbacks: list[Any] = [RunFolder(f, i) for i, f in enumerate(folders)]
-        if tensorboard:
-            from .callbacks import TensorBoard
-            callbacks.append(TensorBoard([f / "tensorboard" for f in folders]))
-        results = run.run_all(callbacks)
-    except Exception:  # noqa: BLE001 - see the docstring: alone, each trial records its own failure
-        return [run_trial(t, f, quiet, tensorboard, images) for t, f in zip(trials, folders)]
-    return [_outcome(t, r) for t, r in zip(trials, results)]
-
-
 def save_spec(out: Path, text: str) -> None:
     """Keep the sweep file in ``out/sweep.yaml``; an earlier, different one is kept beside it."""
     current = out / "sweep.yaml"
@@ -298,7 +227,7 @@ def run_sweep(trials: Sequence[Trial], out: str | Path,
         todo = []
         for i, (trial, folder) in enumerate(zip(trials, folders)):
             if is_finished(folder):
-                record(i, _reused(trial, read_summary(folder) or {}))
+                record(i, reused_outcome(trial, read_summary(folder) or {}))
             else:
                 todo.append(i)
         jobs = []
