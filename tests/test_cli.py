@@ -85,12 +85,30 @@ def test_odd_images_are_converted(tmp_path):
 
 
 def test_existing_out_folder_is_refused_then_resumed(tmp_path):
-    out = str(tmp_path / "run")
-    assert run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", out, "--quiet").returncode == 0
-    again = run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", out)
+    out = tmp_path / "run"
+    assert run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", str(out), "--quiet").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    again = run_cli("invert", "skimage:chelsea", *TINY, "--steps", "4", "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
-    resumed = run_cli("invert", "--resume", "--out", out)
-    assert resumed.returncode == 0 and "done" in resumed.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing overwritten
+    resumed = run_cli("invert", "--resume", "--out", str(out))  # a finished run: its result, not a rerun
+    assert resumed.returncode == 0 and "done: 4 steps" in resumed.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_resume_with_a_config_file_checks_the_files_values(tmp_path):
+    from featinv.callbacks import StopAfter
+    from featinv.config import InvertConfig
+    from featinv.runfolder import run_in_folder
+    out = tmp_path / "run"
+    config = InvertConfig(model="resnet18", weights="none", layers=("res2",), size=32, steps=4)
+    assert run_in_folder(config, out, callbacks=[StopAfter(2)]).status == "interrupted"
+    (tmp_path / "more.yaml").write_text("steps: 8\ntv: 0.25\n")
+    proc = run_cli("invert", "--resume", "--out", str(out), "--config", str(tmp_path / "more.yaml"))
+    assert proc.returncode == 2 and "steps: 4 (folder) vs 8 (given)" in proc.stderr, proc.stderr
+    (tmp_path / "same.yaml").write_text("steps: 4\nsize: 32\n")
+    proc = run_cli("invert", "--resume", "--out", str(out), "--config", str(tmp_path / "same.yaml"))
+    assert proc.returncode == 0 and "done: 4 steps" in proc.stdout, proc.stderr
 
 
 def test_default_out_folders_are_new_each_time(tmp_path):

@@ -168,12 +168,18 @@ def _version() -> str:
     return __version__
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
-    from .config import read_yaml
-
+def _explicit(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values given as options (and the image argument)."""
     explicit = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     if args.image is not None:
         explicit["image"] = args.image
+    return explicit
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from .config import read_yaml
+
+    explicit = _explicit(args)
     base = read_yaml(args.config) if args.config else {}
     from .recipes import with_recipe
     config, args.header = with_recipe(base, explicit, str(args.config) if args.config else "options")
@@ -203,8 +209,12 @@ def cmd_invert(args: argparse.Namespace) -> int:
             from .errors import RunFolderError
             raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder "
                                  f"with {CONFIG}")
-        _, explicit, _ = _config_from_args(args) if (args.config or _any_option(args)) else ({}, {}, None)
-        config = stored_config(args.out).replace(**explicit)
+        from .config import read_yaml
+        from .recipes import with_recipe
+        # the file's values, then the options, over the stored run: any difference is refused below
+        given_file = read_yaml(args.config) if args.config else {}
+        config, _ = with_recipe({**stored_config(args.out).to_dict(), **given_file}, _explicit(args),
+                                str(args.config) if args.config else "options")
         out = args.out
     else:
         _, _, config = _config_from_args(args)
@@ -225,10 +235,6 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"diverged: {s.get('message', '')}", file=sys.stderr)
         return 3
     return 0
-
-
-def _any_option(args: argparse.Namespace) -> bool:
-    return args.image is not None or any(getattr(args, k) is not None for k in CONFIG_OPTIONS)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
