@@ -53,6 +53,8 @@ def bad_images(tmp_path):
     (["invert", "skimage:chelsea", "--lr", "-1"], "lr must be"),
     (["invert", "skimage:chelsea", "--steps", "0"], "steps must be"),
     (["invert", "skimage:chelsea", "--size", "-3"], "size must be"),
+    (["invert", "skimage:chelsea", "--size", "100000"], "the largest size that fits is about"),
+    (["invert", "skimage:chelsea", "--size", "16", "--layers", "pool5"], "the smallest input it takes is 32 px"),
     (["invert", "skimage:chelsea", "--config", "{tmp}/nope.yaml"], "config file not found"),
     (["invert", "skimage:chelsea", "--optimizer", "adamw"], "optimizer must be"),
     (["invert", "skimage:chelsea", "--schedule", "linear"], "unknown schedule"),
@@ -82,6 +84,12 @@ def test_odd_images_are_converted(tmp_path):
     for name in ("deep.png", "grey_alpha.png"):
         proc = run_cli("invert", str(tmp_path / name), *TINY, "--steps", "2", "--out", str(tmp_path / name[:-4]), "--quiet")
         assert proc.returncode == 0, proc.stderr
+    # What the network was shown: 16 bits scaled by their range (0 .. 0.94 here, not clipped at 8 bits)...
+    deep = np.asarray(Image.open(tmp_path / "deep" / "target.png"), dtype=float) / 255
+    assert np.allclose(deep[..., 0], deep[..., 2]) and 0.3 < deep.mean() < 0.65 and deep.max() < 0.97
+    # ... and half-transparent grey composited on white: 90 * 128/255 + 255 * 127/255 = 172.
+    grey = np.asarray(Image.open(tmp_path / "grey_alpha" / "target.png"), dtype=float)
+    assert np.abs(grey - 172).max() <= 2
 
 
 def test_existing_out_folder_is_refused_then_resumed(tmp_path):
@@ -164,7 +172,7 @@ def test_sweep_with_a_failing_trial_exits_non_zero(tmp_path):
     (tmp_path / "s.yaml").write_text("base: {model: resnet18, weights: none, size: 16, steps: 2}\n"
                                      "grid: {layers: [res1, nope]}\n")
     proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"))
-    assert proc.returncode == 1 and "1/2 trials finished, 1 failed" in proc.stdout
+    assert proc.returncode == 4 and "1/2 trials finished, 1 failed" in proc.stdout
     assert "unknown layer 'nope'" in proc.stdout
 
 

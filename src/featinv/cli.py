@@ -287,7 +287,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
           f"table: {out / 'trials.csv'}")
-    return 1 if failed else 0
+    return 4 if failed else 0  # 1 is kept for featinv's own bugs
 
 
 def _trial_printer(quiet: bool) -> Any:
@@ -464,8 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         from .errors import FeatinvError
-        if args.debug or not isinstance(exc, FeatinvError):
+        if args.debug:
             raise
+        if not isinstance(exc, FeatinvError):  # featinv's own bug: one line, the traceback under --debug
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(f"featinv: internal error: {type(exc).__name__}: {first} (a bug in featinv: "
+                  f"rerun with --debug for the traceback and report it)", file=sys.stderr)
+            return 1
         print(f"featinv: error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0

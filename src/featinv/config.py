@@ -75,6 +75,9 @@ class InvertConfig:
             object.__setattr__(self, "layers", tuple(s.strip() for s in self.layers.split(",") if s.strip()))
         elif self.layers is not None:
             object.__setattr__(self, "layers", tuple(str(s) for s in self.layers))
+        for name in ("image", "model", "schedule", "init"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
         _positive_int("steps", self.steps)
         _positive_int("size", self.size)
         if self.size < 8:

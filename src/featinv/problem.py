@@ -26,6 +26,7 @@ from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
 from .perf import native_precision, use_channels_last
 from .preprocess import preset
+from .sizing import check_size
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,6 +71,9 @@ class Problem:
                           f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
                           f"AVX512-FP16); use --precision fp32", stacklevel=3)
         self.extractor.to(memory_format=self.memory_format)
+        with frozen(self.model.module):  # before any image is read: a size that cannot work is refused
+            check_size(self.features, first.size, len(configs), self.device,
+                       f"{', '.join(self.layers)} of {self.model.name}")
         loaded: dict[str, torch.Tensor] = {}  # restarts of one trial share its image
         for c in configs:
             if c.image not in loaded:
