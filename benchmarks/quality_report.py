@@ -3,6 +3,9 @@ the issue's targets checked against the numbers, the table and the image grids.
 
     featinv bench --quality --out runs/quality          # the benchmark (about an hour on 2 CPU cores)
     python benchmarks/quality_report.py runs/quality     # -> QUALITY.md, docs/quality/*.png
+
+An interrupted benchmark resumes case by case when run again with the same --out. A ``notes.md``
+in the folder (how the run went: a resumed case, a busy machine) goes under the header.
 """
 from __future__ import annotations
 
@@ -96,6 +99,7 @@ def main(folder: Path) -> None:
         f"Command: `{COMMAND}`, then `python benchmarks/quality_report.py runs/quality`.",
         "",
         *([f"Not in this run (it was stopped before them): {', '.join(missing)}.", ""] if missing else []),
+        *([(folder / "notes.md").read_text().strip(), ""] if (folder / "notes.md").is_file() else []),
         "## The natural pre-images issue's targets",
         "",
         *targets(data),
