@@ -70,15 +70,21 @@ def test_report_in_a_real_headless_browser(fast_study):
     """Every image decodes and every section renders in Chromium; a screenshot is kept."""
     assert find_chromium(), "Chromium is required for this test (.ci/run installs Debian's chromium)"
     html_path = report(fast_study)
-    dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000")
+    dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", "--window-size=1200,1000")
     total = int(re.search(r'data-images="(\d+)"', dom).group(1))
     ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
     assert total >= 12 and ok == total
-    assert dom.count("<section") == 5
+    sections = int(re.search(r'data-sections="(\d+)"', dom).group(1))
+    shown = int(re.search(r'data-sections-shown="(\d+)"', dom).group(1))
+    assert sections == 5 and shown == sections  # About + Q1-Q4, each with a heading and content
+    height = int(re.search(r'data-height="(\d+)"', dom).group(1))
+    assert height > 4000  # the page is taller than the old fixed screenshot
     shot = screenshot(html_path)
     from PIL import Image
     with Image.open(shot) as img:
-        assert img.size[0] == 1200 and img.getextrema() != ((255, 255),) * 3
+        assert img.size[0] == 1200 and abs(img.size[1] - min(height, 16000)) < 200  # the whole page
+        bottom = img.crop((0, img.size[1] - 600, img.size[0], img.size[1]))
+        assert bottom.convert("L").getextrema()[0] < 200  # the last section is in it, not blank
 
 
 def test_cli_study_and_report(tmp_path):

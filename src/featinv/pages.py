@@ -138,7 +138,7 @@ def grid_figure(images: list[Path], captions: list[str], title: str, name: str, 
     n = len(images)
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
-    fig = _figure(figsize=(2.4 * columns, 2.9 * rows))
+    fig = _figure(figsize=(2.4 * columns, 2.9 * rows), layout="constrained")  # room for the title and captions
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -147,16 +147,37 @@ def grid_figure(images: list[Path], captions: list[str], title: str, name: str, 
             ax.imshow(img.convert("RGB"))
         ax.set_title(caption, fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return Figure(_png(fig), title, name)
 
 
+CAPTION_WIDTH = 34  # characters that fit under one image of a grid (fontsize 7, 2.4 inches: about 44)
+
+
 def run_caption(run: RunRecord, keys: list[str]) -> str:
+    """What differs between the runs of a grid, one key a line (a model by its short name, unset
+    keys left out), then the numbers; lines wrapped to fit under the image.
+
+    >>> r = RunRecord(Path("t"), "t", {"model": "/m/resnet18.onnx", "weights": None, "tv": 0.5},
+    ...               {"psnr": 20.04, "ssim": 0.5}, [])
+    >>> print(run_caption(r, ["model", "weights", "tv"]))
+    model=resnet18
+    tv=0.5
+    PSNR 20.0 dB, SSIM 0.50
+    """
+    import textwrap
     s = run.summary
-    params = ", ".join(f"{k}={fmt(run.config.get(k))}" for k in keys)
-    metrics = f"PSNR {s.get('psnr', math.nan):.1f} dB, SSIM {s.get('ssim', math.nan):.2f}"
-    flag = "\n(random init)" if s.get("pretrained") is False else ""
-    return f"{params}\n{metrics}{flag}" if params else f"{metrics}{flag}"
+    lines = []
+    for k in keys:
+        value = run.config.get(k)
+        if value is None:
+            continue
+        if k == "model":
+            value = Path(str(value)).stem
+        lines += textwrap.wrap(f"{k}={fmt(value)}", CAPTION_WIDTH, subsequent_indent="  ")
+    lines.append(f"PSNR {s.get('psnr', math.nan):.1f} dB, SSIM {s.get('ssim', math.nan):.2f}")
+    if s.get("pretrained") is False:
+        lines.append("(random init)")
+    return "\n".join(lines)
 
 
 # -- sections --------------------------------------------------------------------------
@@ -276,10 +297,16 @@ table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px soli
 th{background:#f3f3f3}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#555}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}section{border-top:2px solid #eee;margin-top:2em}"""
 
-# Marks the page once every image has decoded (checked by the browser test).
+# Marks the page once it has loaded: how many images decoded, how many sections show a heading and
+# content, and the page's full height (for the screenshot). Read by the browser test.
 CHECK_IMAGES = """window.addEventListener('load',function(){var i=[].slice.call(document.images);
-document.body.setAttribute('data-images',i.length);
-document.body.setAttribute('data-images-ok',i.filter(function(m){return m.complete&&m.naturalWidth>0}).length);});"""
+var s=[].slice.call(document.querySelectorAll('section')),b=document.body;
+b.setAttribute('data-images',i.length);
+b.setAttribute('data-images-ok',i.filter(function(m){return m.complete&&m.naturalWidth>0}).length);
+b.setAttribute('data-sections',s.length);
+b.setAttribute('data-sections-shown',s.filter(function(x){return x.offsetHeight>40&&x.children.length>1&&
+x.firstElementChild.textContent.length>0;}).length);
+b.setAttribute('data-height',document.documentElement.scrollHeight);});"""
 
 
 def to_html(title: str, sections: list[Section]) -> str:

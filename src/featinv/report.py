@@ -66,9 +66,22 @@ def chromium(html_path: Path, *extra: str, timeout: float = 120) -> str:
     return proc.stdout
 
 
-def screenshot(html_path: str | Path, width: int = 1200, height: int = 4000) -> Path:
-    """Render report.html in headless Chromium and keep report.png beside it."""
+MAX_SCREENSHOT = 16_000  # px: Chromium's headless screenshots come back blank beyond its texture limit
+
+
+def page_height(html_path: Path, width: int) -> int | None:
+    """The rendered height of a report page at ``width`` (from the mark its script leaves)."""
+    import re
+    dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", f"--window-size={width},1000")
+    found = re.search(r'data-height="(\d+)"', dom)
+    return int(found.group(1)) if found else None
+
+
+def screenshot(html_path: str | Path, width: int = 1200, height: int | None = None) -> Path:
+    """Render report.html in headless Chromium and keep report.png beside it: the whole page, as
+    measured in the browser (up to 16,000 px), unless ``height`` is given."""
     html_path = Path(html_path)
+    height = height or min(page_height(html_path, width) or 4000, MAX_SCREENSHOT)
     out = html_path.with_suffix(".png")
     tmp = html_path.parent / f".{out.name}.tmp.png"
     chromium(html_path, f"--screenshot={tmp}", f"--window-size={width},{height}")
