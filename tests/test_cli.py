@@ -185,3 +185,65 @@ def test_sweep_on_a_process_pool_from_the_command_line(tmp_path):
     assert "2/2 trials finished" in proc.stdout
     bad = run_cli("sweep", str(tmp_path / "s.yaml"), "--executor", "processes", "--tensorboard")
     assert bad.returncode == 2 and "--executor local only" in bad.stderr
+
+
+def test_models_command_lists_the_offline_ones_first():
+    proc = run_cli("models")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0].startswith("vgg16_offline") and "offline ImageNet weights" in lines[0]
+    assert "resnet18" in lines and "vit_b_16" in lines
+
+
+def test_layers_plot_draws_the_structure(tmp_path):
+    proc = run_cli("layers", "resnet18", "--size", "32", "--plot", str(tmp_path / "r18.png"), "--highlight", "res2")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "r18.png") as img:
+        rgb = np.asarray(img.convert("RGB"))
+    assert img.size[0] > 600
+    orange = (np.abs(rgb.astype(int) - (243, 156, 18)).sum(axis=2) < 30).sum()
+    assert orange > 500  # the highlighted layer's box is filled
+
+
+def test_recipe_on_the_command_line_records_its_values(tmp_path):
+    out = tmp_path / "ijcv"
+    proc = run_cli("invert", "skimage:chelsea", "--recipe", "mahendran2016", "--layers", "relu1_2", "--size", "32",
+                   "--steps", "3", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    stored = (out / "config.yaml").read_text()
+    assert stored.startswith("# recipe mahendran2016 (IJCV 2016")
+    config = __import__("yaml").safe_load(stored)
+    assert config["recipe"] == "mahendran2016" and config["optimizer"] == "adam" and config["lr"] == 0.02
+    assert config["steps"] == 3 and config["layers"] == ["relu1_2:300"]  # the option wins; C on the layer
+
+
+def test_an_onnx_file_through_the_command_line(tmp_path):
+    from torch import nn
+    import torch
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU())
+    torch.onnx.export(net.eval(), torch.randn(1, 3, 32, 32), str(tmp_path / "small.onnx"), opset_version=17,
+                      dynamo=False, input_names=["image"], dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}})
+    listed = run_cli("layers", str(tmp_path / "small.onnx"), "--size", "32", "--all")
+    assert listed.returncode == 0, listed.stderr
+    node = next(line.split()[0] for line in listed.stdout.splitlines()[1:] if "Relu" in line)
+    proc = run_cli("invert", "skimage:coffee", "--model", str(tmp_path / "small.onnx"), "--layers", node,
+                   "--size", "32", "--steps", "3", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "done"
+
+
+def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu3_3",
+            "--size", "96", "--steps", "150", "--snapshot-every", "2", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    resumed = run_cli("invert", "--resume", "--out", str(out), "--quiet", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 150

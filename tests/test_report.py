@@ -1,5 +1,6 @@
 """Reports from run, sweep and study folders, checked as files and in a real headless browser."""
 import re
+from html import escape
 
 import pytest
 
@@ -91,3 +92,26 @@ def test_cli_study_and_report(tmp_path):
     from conftest import run_cli
     proc = run_cli("report", str(tmp_path / "none"))
     assert proc.returncode == 2 and "nothing to report" in proc.stderr
+
+
+def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
+    trials = expand({"base": {**BASE, "param": "pixel", "tv": 0, "momentum": 0},
+                     "zip": {"layers": ["res2", "no_such_layer", "res2"], "lr": [0.05, 0.05, 1e30],
+                             "optimizer": ["adam", "adam", "sgd"], "clamp": [True, True, False]}})
+    outcomes = run_sweep(trials, tmp_path)
+    assert [o.status for o in outcomes] == ["done", "failed", "diverged"]
+    html = report(tmp_path).read_text()
+    assert escape(f"1 failed: {trials[1].name} (unknown layer 'no_such_layer'") in html
+    assert f"Diverged (learning rate too high): {trials[2].name}" in html
+    assert html.count("<tr>") == 4  # header + every trial, the failed one included
+
+
+def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study):
+    from conftest import run_cli
+    proc = run_cli("study", "seed", "--fast", "--out", str(fast_study), "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert str(fast_study / "report.html") in proc.stdout  # every trial kept: only the report is written
+    (fast_study / "report.png").unlink(missing_ok=True)
+    shot = run_cli("report", str(fast_study), "--screenshot", timeout=600)
+    assert shot.returncode == 0, shot.stderr
+    assert (fast_study / "report.png").stat().st_size > 10_000
