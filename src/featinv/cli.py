@@ -159,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for quality.json, quality.md and the grids (default runs/quality)")
     be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    sub.add_parser("models", help="list the available models")
+    mo = sub.add_parser("models", help="list the available models (the offline ones first, then torchvision's)")
+    mo.add_argument("--timm", metavar="PATTERN", nargs="?", const="*", default=None,
+                    help="list timm's models instead, matching PATTERN (wildcards as timm.list_models, "
+                         "e.g. 'vit_*'); use them as --model timm:NAME")
+    mo.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
 
@@ -242,15 +246,18 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from .models import load_model
 
     model = load_model(args.model, args.weights)
-    rows = describe(model.module, args.size)
+    rows = describe(model.module, args.size, everything=args.all)
     alias_names = set(aliases(model.module))
+    nodes = len(rows) - len(alias_names)
     shown = rows if args.all or not alias_names else rows[:len(alias_names)]
+    hidden = "" if args.all else (" (--all for every node)" if alias_names else
+                                  " (nodes without a tensor output hidden: --all shows them)")
     width = max(len(r[0]) for r in shown)
     node_width = max(len(r[1]) for r in shown)
-    print(f"# {model.label}: {len(alias_names)} aliases, {len(rows) - len(alias_names)} graph nodes; "
-          f"output shapes for a {args.size}x{args.size} input" + ("" if args.all else " (--all for every node)"))
+    print(f"# {model.label}: {len(alias_names)} aliases, {nodes} {'' if args.all else 'invertible '}graph nodes; "
+          f"output shapes for a {args.size}x{args.size} input{hidden}")
     for name, node, shape in shown:
-        print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape))}")
+        print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape)) if shape else '-'}")
     if args.plot:
         from .files import write_bytes
         from .structure import structure_png
@@ -426,6 +433,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import OFFLINE_MODELS, available_models
 
+    if args.timm is not None:
+        from .models import timm_names
+        names = timm_names(args.timm)
+        if not names:
+            from .errors import ModelError
+            raise ModelError(f"no timm model matches {args.timm!r}: expected a pattern like 'resnet*' or 'vit_*'")
+        print("\n".join(names))
+        return 0
     for name in available_models():
         print(name + ("  (offline ImageNet weights)" if name in OFFLINE_MODELS else ""))
     return 0

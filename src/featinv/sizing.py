@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 
 import torch
@@ -28,14 +29,20 @@ LARGEST_PROBE = 512   # no minimum is searched above this
 PER_IMAGE_FLOATS = 12  # floats per pixel and channel an image keeps: param, grad, Adam's two, target, ...
 
 
-def runs_at(forward: Forward, size: int, device: torch.device) -> bool:
-    """Does the network take a ``size x size`` input (no layer's output shrinks to nothing)?"""
+def refusal(forward: Forward, size: int, device: torch.device) -> Exception | None:
+    """Why the network does not take a ``size x size`` input (a layer's output shrinks to nothing,
+    a fixed position embedding, ...), or None if it does."""
     try:
         with torch.no_grad():
             forward(torch.full((1, 3, size, size), 0.5, device=device))
-    except (RuntimeError, ValueError, IndexError):
-        return False
-    return True
+    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+        return exc
+    return None
+
+
+def runs_at(forward: Forward, size: int, device: torch.device) -> bool:
+    """Does the network take a ``size x size`` input?"""
+    return refusal(forward, size, device) is None
 
 
 def smallest_size(forward: Forward, start: int, device: torch.device | str = "cpu",
@@ -92,12 +99,17 @@ def check_size(forward: Forward, size: int, images: int, device: torch.device, w
     """
     probe = min(size, PROBE)
     if not runs_at(forward, probe, device):
-        if size <= LARGEST_PROBE and runs_at(forward, size, device):
+        at_size = refusal(forward, size, device) if size <= LARGEST_PROBE else None
+        if size <= LARGEST_PROBE and at_size is None:
             probe = size  # a network with a fixed input size: measure it there
         else:
             smallest = smallest_size(forward, probe + 1, device)
-            if smallest is None:
-                return  # nothing small works: leave it to the run to say why
+            if smallest is None:  # nothing up to 512 px works: say what the network said
+                why = at_size or refusal(forward, probe, device)
+                first = (str(why).strip().splitlines() or [type(why).__name__])[0][:200]
+                first = re.sub(r"Proxy\([^)]*\)", str(size), first)  # a traced graph's placeholder
+                raise ConfigError(f"{what} does not take a {size}x{size} input: {first} (a network "
+                                  f"with a fixed input size needs --size set to it)")
             if size < smallest:
                 raise ConfigError(f"--size {size} is too small for {what}: the smallest input it takes "
                                   f"is {smallest} px")

@@ -21,7 +21,8 @@ def structure_png(model: nn.Module, title: str, size: int = 224, highlight: Sequ
     from .layers import aliases, describe
 
     names = set(aliases(model))
-    rows = [r for r in describe(model, size) if r[0] in names][:len(names)] or describe(model, size)[:40]
+    every = describe(model, size, everything=False)
+    rows = [r for r in every if r[0] in names][:len(names)] or every[:40]
     wanted = {h.split(":")[0] for h in highlight}
     per_row = 8
     n_rows = math.ceil(len(rows) / per_row)

@@ -5,7 +5,8 @@ Q1 learning rate  - constant 1e-3 (the seed's baseline), 1e-2 (the seed's best),
 Q2 total variation - TV weights 0, 0.1, 1, 10 (the seed's scale): images with PSNR/SSIM.
 Q3 shallow vs deep - conv1_1, conv3_1, pool5 (fc6 where the network has trained fc6 weights) and
                     conv3_1 + the deepest: images with metrics. Deeper layers get stronger TV, as in the paper.
-Q4 models         - the offline VGG16 and EfficientNet-Lite0, ResNet18 (res2, middle1) and VGG16-BN
+Q4 models         - the offline VGG16, EfficientNet-Lite0 and MobileNetV2 (trained, with residual
+                    blocks: all three at stride 4), ResNet18 (res2, middle1) and VGG16-BN
                     (with ``--weights`` as given, random init otherwise, flagged on every image): images,
                     a table of seconds per step, memory and quality, and each network's structure.
 
@@ -70,10 +71,11 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
     q4_weights = weights or "none"
     specs["q4_models"] = {
         "base": {k: v for k, v in base.items() if k not in ("model", "weights")},
-        "zip": {"model": ["vgg16_offline", "efficientnet_lite0_offline", "resnet18", "resnet18", "vgg16_bn"],
-                "weights": [None, None, q4_weights, q4_weights, q4_weights],
-                "layers": ["conv3_1", "stage2", "res2", "middle1", "conv3_1"],
-                "tv": [0.5, 2.0, 0.5, 0.5, 0.5]}}
+        "zip": {"model": ["vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline", "resnet18",
+                          "resnet18", "vgg16_bn"],
+                "weights": [None, None, None, q4_weights, q4_weights, q4_weights],
+                "layers": ["conv3_1", "stage2", "stage2", "res2", "middle1", "conv3_1"],
+                "tv": [0.5, 2.0, 0.5, 0.5, 0.5, 0.5]}}
     return specs
 
 
@@ -188,6 +190,12 @@ def q4_findings(runs: list[RunRecord]) -> str:
     text = (f"Fastest: {fast.summary['model']} at {fast.config['layers'][0]} "
             f"({fast.summary['seconds_per_step'] * 1000:.0f} ms/step); best PSNR: {best.summary['model']} at "
             f"{best.config['layers'][0]} ({best.summary['psnr']:.1f} dB).")
+    by_model = {r.config["model"]: r for r in done}
+    if "mobilenet_v2_offline" in by_model and "vgg16_offline" in by_model:
+        res, plain = by_model["mobilenet_v2_offline"].summary["psnr"], by_model["vgg16_offline"].summary["psnr"]
+        text += (f" Both trained, at stride 4: the residual MobileNetV2 "
+                 f"{'keeps more' if res > plain else 'keeps less'} of the image than the plain VGG16 "
+                 f"({res:.1f} against {plain:.1f} dB).")
     if random:
         text += (f" {', '.join(sorted(set(random)))} ran with random weights (no ImageNet weights offline; "
                  f"pass --weights DEFAULT with internet): their images say how much the architecture alone keeps, "
