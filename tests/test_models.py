@@ -77,20 +77,6 @@ def test_random_weights_are_flagged():
     assert not model.pretrained and model.label == "vgg16_bn (random init)"
 
 
-def test_nhwc_onnx_models_are_refused_clearly(tmp_path):
-    class Nhwc(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3)
-
-        def forward(self, x):  # x: [B, H, W, 3], as Keras exports take it
-            return self.conv(x.permute(0, 3, 1, 2))
-    path = tmp_path / "nhwc.onnx"
-    torch.onnx.export(Nhwc().eval(), torch.randn(1, 32, 32, 3), str(path), opset_version=17, dynamo=False)
-    with pytest.raises(ModelError, match="NHWC input"):
-        load_model(str(path))
-
-
 def test_safetensors_weights_file(tmp_path):
     """A .safetensors file is read with safetensors (torch.load cannot read it)."""
     from safetensors.torch import save_file

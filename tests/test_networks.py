@@ -1,5 +1,6 @@
 """Networks users bring: timm models, vision transformers (tokens), and the layer list."""
 import pytest
+import torch
 
 from conftest import run_cli
 from featinv.api import invert
@@ -55,3 +56,73 @@ def test_the_layer_list_hides_plumbing():
     shown = {line.split()[0]: line.split()[-1] for line in everything.splitlines()[1:]}
     assert plumbing and all(shown[n] == "-" for n in plumbing)  # listed with --all, without a shape
     assert not set(plumbing) & {line.split()[0] for line in rows}
+
+
+# -- ONNX files: channels-last inputs and names found from the graph's shape -------------------------
+def _export(net, path, size, rename=None, channels_last=False):
+    import onnx
+    shape = (1, size, size, 3) if channels_last else (1, 3, size, size)
+    torch.onnx.export(net.eval(), torch.randn(*shape), str(path), opset_version=17, dynamo=False,
+                      input_names=["data"], dynamic_axes={"data": {0: "batch"}})
+    if rename:  # as MXNet / Keras name their nodes: nothing like torchvision's module paths
+        proto = onnx.load(str(path))
+        for i, node in enumerate(proto.graph.node):
+            node.name = f"{rename}{i}_{node.op_type.lower()}_fwd"
+        onnx.save(proto, str(path))
+    return path
+
+
+class SmallVGG(torch.nn.Module):
+    """VGG's layout (conv blocks with BatchNorm, max-pools, three dense layers) at a small width."""
+
+    def __init__(self):
+        from torchvision.models.vgg import make_layers
+        super().__init__()
+        self.features = make_layers([8, "M", 16, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"], batch_norm=True)
+        self.classifier = torch.nn.Sequential(torch.nn.Linear(32, 24), torch.nn.ReLU(), torch.nn.Dropout(),
+                                              torch.nn.Linear(24, 24), torch.nn.ReLU(), torch.nn.Dropout(),
+                                              torch.nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def test_onnx_graphs_get_vgg_and_resnet_aliases_by_structure(tmp_path):
+    from torchvision.models import resnet18
+
+    from featinv.extractor import FeatureExtractor
+    torch.manual_seed(0)
+    for net, size, names in ((SmallVGG(), 32, ("conv1_1", "relu3_2", "pool5", "fc6", "relu7", "fc8")),
+                             (resnet18(), 64, ("conv1", "stem", "pool1", "res1", "middle3", "res3", "layer2",
+                                               "res8", "layer4", "fc"))):
+        loaded = load_model(str(_export(net, tmp_path / f"{type(net).__name__}.onnx", size, rename="net0_")))
+        assert set(names) <= set(aliases(loaded.module))
+        x = torch.rand(2, 3, size, size)
+        ours = FeatureExtractor(loaded.module, list(names))(x)
+        twin = FeatureExtractor(net.eval(), list(names))(x)  # the torchvision-style aliases of the original
+        for name in names:
+            assert torch.allclose(ours[name], twin[name], atol=1e-4), name
+    # the seed's FEATURE_LAYERS on a VGG-like ONNX file whose nodes have MXNet-style names
+    r = invert("skimage:chelsea", model=str(tmp_path / "SmallVGG.onnx"), layers="conv3_1,fc6", size=32, steps=3)
+    assert r.status == "done" and set(r.summary["feature_error"]) == {"conv3_1", "fc6"}
+
+
+def test_a_channels_last_onnx_inverts_and_matches_its_nchw_twin(tmp_path):
+    class KerasLike(torch.nn.Module):  # takes [B, H, W, 3], as Keras / TensorFlow exports do
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            return self.body(x.permute(0, 3, 1, 2))
+    torch.manual_seed(0)
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU()).eval()
+    nhwc = load_model(str(_export(KerasLike(body), tmp_path / "keras.onnx", 32, channels_last=True)))
+    assert "channels-last input" in nhwc.note
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(nhwc.module(x), body(x), atol=1e-5)  # NCHW in, the same features out
+    r = invert("skimage:coffee", model=nhwc, layers="/body/body.4/Relu", size=32, steps=3)  # its ONNX node name
+    twin = invert("skimage:coffee", model=body, layers="4", size=32, steps=3)
+    assert r.status == "done" and (r.image - twin.image).abs().mean() < 1e-3

@@ -189,10 +189,15 @@ def _onnx_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     """ONNX node names (``/layer1/layer1.0/relu/Relu``) -> onnx2torch's graph nodes."""
     names: dict[str, str] = getattr(model, "featinv_onnx_names", {})
     aliases = {}
+    by_structure = getattr(model, "featinv_structure_aliases", {})  # see featinv.onnxgraph
+    for alias, onnx_name in by_structure.items():
+        node = _last_under(names.get(onnx_name, ""), nodes) if onnx_name in names else None
+        if node is not None:
+            aliases[alias] = node
     for onnx_name, module_name in names.items():
         node = _last_under(module_name, nodes)
         if node is not None:
-            aliases[onnx_name] = node
+            aliases.setdefault(onnx_name, node)
     return aliases
 
 

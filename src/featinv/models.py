@@ -15,7 +15,9 @@ the preprocessing its weights expect, and whether the weights are pretrained. Na
 - any torchvision classification model (``vgg16_bn``, ``resnet18``, ...) with ``weights`` a
   torchvision enum name (``DEFAULT``, ``IMAGENET1K_V1``; downloaded once, needs the internet),
   a local ``.pth`` state dict, or ``none`` (random initialisation, flagged in every output).
-- a path to an ``.onnx`` file, converted with onnx2torch (layers are ONNX node names).
+- a path to an ``.onnx`` file, converted with onnx2torch: layers are ONNX node names, plus
+  paper-style aliases for VGG-like and ResNet-like graphs; a channels-last input is transposed
+  (see :mod:`featinv.onnxgraph`).
 """
 from __future__ import annotations
 
@@ -360,19 +362,6 @@ def _fold_initializer_identities(graph) -> None:
     graph.node.extend(kept)
 
 
-def _check_nchw_input(proto, path: Path) -> None:
-    """featinv feeds ``[B, 3, H, W]`` images: refuse, clearly, a model whose input is NHWC."""
-    initializers = {t.name for t in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if not inputs:
-        return
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    if len(dims) == 4 and dims[3] == 3 and dims[1] != 3:
-        raise ModelError(f"{str(path)!r} takes NHWC input {dims} (channels last, e.g. a Keras export): "
-                         f"featinv feeds NCHW images [B, 3, H, W]; re-export the model with NCHW input "
-                         f"(tf2onnx --inputs-as-nchw) or wrap it in a module that permutes")
-
-
 def _load_onnx(path: Path) -> LoadedModel:
     import onnx
     import onnx2torch
@@ -384,7 +373,10 @@ def _load_onnx(path: Path) -> LoadedModel:
         onnx.checker.check_model(proto)
     except Exception as exc:  # noqa: BLE001 - onnx raises many types for a bad file
         raise ModelError(f"cannot read {str(path)!r} as an ONNX model ({exc})") from exc
-    _check_nchw_input(proto, path)
+    from .onnxgraph import is_channels_last, structure_aliases, to_nchw_input
+    channels_last = is_channels_last(proto)
+    if channels_last:  # a Keras / TensorFlow export: a Transpose in front, the graph unchanged
+        to_nchw_input(proto)
     _fold_initializer_identities(proto.graph)
     try:
         model = onnx2torch.convert(proto)
@@ -393,8 +385,10 @@ def _load_onnx(path: Path) -> LoadedModel:
     # onnx2torch names each module after its ONNX node: '/a/b.0/Conv' -> 'a/b/0/Conv'.
     model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/")
                                 for n in proto.graph.node if n.name}
+    model.featinv_structure_aliases = structure_aliases(proto)  # conv1_1 ... / res1 ... by the graph's shape
+    layout = " (channels-last input: transposed from NCHW)" if channels_last else ""
     return LoadedModel(model, PRESETS["imagenet"], path.name, "onnx file", True,
-                       "ONNX model; preprocessing assumed torchvision ImageNet unless --preprocess is given")
+                       f"ONNX model{layout}; preprocessing assumed torchvision ImageNet unless --preprocess is given")
 
 
 def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
