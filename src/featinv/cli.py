@@ -32,6 +32,11 @@ CONFIG_OPTIONS = {
     "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
                         "(or none; default auto: by the layer's depth)"),
     "restarts": (int, "run N seeds side by side and keep the lowest final loss (default 1)"),
+    "diversity": (bool, "with --restarts N: keep all N images and write diversity.png (them, their mean, a "
+                        "per-pixel std map: what the layer does not pin down) and their spread in summary.json"),
+    "channels": (str, "invert only some of the layers' channels: 0:64 | 3,7,12 | top:K (by the target's energy)"),
+    "window": (str, "invert only a window of the feature map, y0:y1,x0:x1 in cells; window.png shows the "
+                    "pixels it sees (its receptive field)"),
     "init": (str, "noise (seeded, default) | grey | path to an image"),
     "seed": (int, "random seed (default 0)"),
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
@@ -48,6 +53,10 @@ CONFIG_OPTIONS = {
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inversion options (override --config)")
     for name, (kind, help_text) in CONFIG_OPTIONS.items():
+        if kind is bool:  # a switch: absent means "as the config file or the default says"
+            group.add_argument("--" + name.replace("_", "-"), dest=name, action="store_const", const=True,
+                               default=None, help=help_text)
+            continue
         group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
                            help=help_text)
     group.add_argument("--config", type=Path, help="YAML file of options; command-line options win")

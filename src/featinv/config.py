@@ -56,6 +56,9 @@ class InvertConfig:
     param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
     transforms: str | None = None       # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
     restarts: int = 1                   # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
+    diversity: bool = False             # keep every restart's image: diversity.png, mean/std, pairwise distance
+    channels: str | None = None         # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.masks)
+    window: str | None = None           # invert only this window of the feature map: y0:y1,x0:x1 (cells)
     init: str = "noise"                 # noise | grey | path to an image
     seed: int = 0
     clamp: bool = True                  # project pixels back into [0, 1] after each step
@@ -88,6 +91,17 @@ class InvertConfig:
             if getattr(self, name) is not None or name not in AUTO:
                 _nonnegative_float(name, getattr(self, name))
         _positive_int("restarts", self.restarts)
+        if not isinstance(self.diversity, bool):
+            raise ConfigError(f"diversity must be true or false, got {self.diversity!r}")
+        if self.diversity and self.restarts < 2:
+            raise ConfigError(f"diversity compares restarts: it needs restarts >= 2, got {self.restarts}")
+        from .masks import check_channels, check_window
+        for name, check in (("channels", check_channels), ("window", check_window)):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, str):
+                    object.__setattr__(self, name, str(value))
+                check(getattr(self, name))
         if self.param is not None:
             from .params import PARAMS
             _choice("param", self.param, PARAMS)

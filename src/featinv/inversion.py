@@ -426,6 +426,10 @@ class Inversion:
                      "feature_error_total": sum(float(v[j]) for v in errors.values())}
                     for j in self._slots_of(i)]
                 result.summary["best_seed"] = best.config.seed
+                if self.configs[i].diversity:  # keep them all, and say how much they differ
+                    from .diversity import spread
+                    result.restarts = [images[j].cpu() for j in self._slots_of(i)]
+                    result.summary["diversity"] = spread(result.restarts)
             results.append(result)
         return results
 
@@ -445,6 +449,9 @@ class Inversion:
             summary["message"] = (f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
+        for key, value in (("channels", config.channels), ("window", self.problem.window_pixels(config))):
+            if value:
+                summary[key] = value  # type: ignore[literal-required]
         return Result(image.cpu(), target.cpu(), status, len(history), list(history), summary, config)
 
 

@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .extractor import FeatureExtractor, frozen
 from .files import load_target
 from .layers import LayerRequest, parse_layers
+from .masks import channel_mask, window_mask
 from .models import LoadedModel, load_model
 from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
 from .perf import native_precision, use_channels_last
@@ -81,8 +82,49 @@ class Problem:
         self.target = torch.stack([loaded[c.image] for c in configs]).to(self.device)
         with torch.no_grad(), frozen(self.model.module):
             self.target_features = self.features(self.target)
+        self.masks = self._masks(configs)
+        self.target_features = self.kept(self.target_features)
         self.stride = self._stride(first.size)
         self.objective = Objective([])
+
+    def _masks(self, configs: Sequence[InvertConfig]) -> dict[str, torch.Tensor]:
+        """Each layer's 0/1 mask ``[B, ...]`` from the configs' ``channels`` and ``window`` (none when
+        no config asks: the common case costs nothing)."""
+        if not any(c.channels or c.window for c in configs):
+            return {}
+        masks = {}
+        for layer, features in self.target_features.items():
+            per_image = []
+            for b, c in enumerate(configs):
+                one = features[b:b + 1]
+                mask = torch.ones_like(one)
+                if c.channels:
+                    mask = mask * channel_mask(c.channels, one)
+                if c.window:
+                    mask = mask * window_mask(c.window, one)
+                per_image.append(mask)
+            masks[layer] = torch.cat(per_image)
+        return masks
+
+    def window_pixels(self, config: InvertConfig) -> dict | None:
+        """For a ``--window`` run: the deepest layer's receptive field and the pixels
+        ``[top, left, bottom, right]`` (inclusive) the window's cells see; None otherwise."""
+        if not config.window:
+            return None
+        from .receptive import receptive_field, window_pixels
+        maps = {r.name: self.target_features[r.name] for r in self.requests if self.target_features[r.name].dim() == 4}
+        layer = min(maps, key=lambda name: maps[name].shape[-1])
+        field = receptive_field(self.model.module, layer, config.size)
+        rows, cols = ([int(v) for v in part.split(":")] for part in config.window.split(","))
+        box = window_pixels(field, (rows[0], rows[1]), (cols[0], cols[1]), config.size)
+        return {"cells": config.window, "layer": layer, "receptive_field_px": field.size,
+                "cell_stride_px": field.jump, "pixels": list(box)}
+
+    def kept(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``features`` with what ``--channels`` / ``--window`` leave out set to zero."""
+        if not self.masks:
+            return features
+        return {k: v * self.masks[k] if k in self.masks else v for k, v in features.items()}
 
     def _stride(self, size: int) -> int:
         deepest = max(self.target_features.values(), key=lambda f: size // f.shape[-1] if f.dim() == 4 else size)
@@ -119,9 +161,9 @@ class Problem:
     def losses(self, x: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-image losses ``[B]`` and their terms: the network sees ``seen`` (``x`` after the
         transforms), the priors ``x``."""
-        return self.objective(x, self.features(seen))
+        return self.objective(x, self.kept(self.features(seen)))
 
     def feature_errors(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The unweighted normalised feature error of ``images`` at each layer ``{layer: [B]}``."""
         with torch.no_grad():
-            return self.objective.feature_error(self.features(images))
+            return self.objective.feature_error(self.kept(self.features(images)))

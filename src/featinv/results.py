@@ -54,6 +54,9 @@ class Summary(TypedDict):
     message: NotRequired[str]                     # why it diverged
     restarts: NotRequired[list[RestartSummary]]   # every restart, when there were several
     best_seed: NotRequired[int]
+    diversity: NotRequired[dict[str, float]]      # their spread (see featinv.diversity), with --diversity
+    channels: NotRequired[str]                    # the channels inverted (--channels)
+    window: NotRequired[dict[str, Any]]           # the cells inverted and the pixels they see (--window)
 
 
 def summarize(image: torch.Tensor, target: torch.Tensor, errors: dict[str, float],
@@ -90,6 +93,7 @@ class Result:
     config: InvertConfig
     out_dir: Path | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    restarts: list[torch.Tensor] = field(default_factory=list)  # every restart's image, with diversity
 
     @property
     def psnr(self) -> float:

@@ -114,6 +114,11 @@ class RunFolder:
                    model_note=run.model.note, preprocess=run.preprocess.to_dict())
         files.write_json(self.folder / "env.json", env)
         files.save_image(run.target[self.index], self.folder / "target.png")
+        window = run.problem.window_pixels(run.configs[self.index])
+        if window:  # --window: the pixels the window's cells see, on the target
+            from .receptive import draw_window
+            files.save_image(draw_window(run.target[self.index].cpu(), tuple(window["pixels"])),
+                             self.folder / "window.png")
 
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
@@ -130,6 +135,11 @@ class RunFolder:
         result = results[self.index]
         self._checkpoint(run)
         files.save_image(result.image, self.folder / "final.png")
+        if result.restarts:  # --diversity: every restart, and them side by side with their mean and spread
+            from .diversity import diversity_image
+            for seed, image in zip((r["seed"] for r in result.summary["restarts"]), result.restarts):
+                files.save_image(image, self.folder / "restarts" / f"seed_{seed}.png")
+            files.save_image(diversity_image(result.restarts), self.folder / "diversity.png")
         files.write_json(self.folder / SUMMARY, result.summary)
         result.out_dir = self.folder
         result.paths = {name: self.folder / name for name in
