@@ -101,3 +101,40 @@ def test_deep_layers_leave_more_open_than_shallow_ones(offline_vgg):
         return r.summary["diversity"]["pixel_std_mean"]
     shallow, deep = spread("conv1_2"), spread("pool5")
     assert deep > 3 * shallow
+
+
+def _in_chromium(html_path):
+    import re
+
+    from featinv.report import chromium
+    dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", "--window-size=1200,1000")
+    total = int(re.search(r'data-images="(\d+)"', dom).group(1))
+    ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
+    return dom, total, ok
+
+
+def test_diversity_and_window_appear_in_the_run_report(tmp_path):
+    from featinv.report import report
+    invert("skimage:chelsea", layers="res2", steps=3, restarts=2, diversity=True, window="1:3,2:5",
+           out=tmp_path / "run", **SMALL)
+    dom, total, ok = _in_chromium(report(tmp_path / "run"))
+    assert ok == total and "alt=\"run_diversity\"" in dom and "alt=\"run_window\"" in dom
+    assert "Diversity: the restarts (seeds 0, 1)" in dom and "Window 1:3,2:5 of res2" in dom
+
+
+def test_compare_puts_runs_side_by_side(tmp_path):
+    from conftest import run_cli
+    for name, layer in (("shallow", "conv1"), ("deep", "res4")):
+        invert("skimage:coffee", layers=layer, steps=3, out=tmp_path / name, **SMALL)
+    proc = run_cli("compare", str(tmp_path / "shallow"), str(tmp_path / "deep"), "--out", str(tmp_path / "cmp"))
+    assert proc.returncode == 0, proc.stderr
+    dom, total, ok = _in_chromium(tmp_path / "cmp" / "report.html")
+    assert total == ok and total >= 1 and dom.count("<tr>") == 3  # header + the two runs
+    summaries = [json.loads((tmp_path / n / "summary.json").read_text()) for n in ("shallow", "deep")]
+    best = max(zip(("conv1", "res4"), summaries), key=lambda p: p[1]["psnr"])
+    assert f"resnet18 {best[0]} keeps the most ({best[1]['psnr']:.1f} dB" in dom
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
+    refused = run_cli("compare", str(tmp_path / "shallow"), str(tmp_path / "deep"), "--out", str(tmp_path / "deep"))
+    assert refused.returncode == 2 and "nothing was overwritten" in refused.stderr
+    alone = run_cli("compare", str(tmp_path / "shallow"), "--out", str(tmp_path / "cmp2"))
+    assert alone.returncode == 2 and "at least two runs" in alone.stderr

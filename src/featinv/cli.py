@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for quality.json, quality.md and the grids (default runs/quality)")
     be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
+    co = sub.add_parser("compare", help="put run folders (or a sweep's trials) side by side: images, "
+                                        "differences, numbers, which keeps more")
+    co.add_argument("runs", nargs="+", type=Path, help="run folders, or sweep folders (their trials)")
+    co.add_argument("--out", type=Path, default=Path("runs/compare"),
+                    help="folder for report.html, report.md and compare.png (default runs/compare)")
+    co.add_argument("--debug", action="store_true", help="show full tracebacks")
     mo = sub.add_parser("models", help="list the available models (the offline ones first, then torchvision's)")
     mo.add_argument("--timm", metavar="PATTERN", nargs="?", const="*", default=None,
                     help="list timm's models instead, matching PATTERN (wildcards as timm.list_models, "
@@ -439,6 +445,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+    path = compare(args.runs, args.out)
+    print(f"comparison: {path} and {args.out / 'compare.png'}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import OFFLINE_MODELS, available_models
 
@@ -472,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
     warnings.formatwarning = lambda message, *_, **__: f"featinv: warning: {message}\n"
     handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
-                "report": cmd_report, "bench": cmd_bench, "models": cmd_models}
+                "report": cmd_report, "bench": cmd_bench, "models": cmd_models, "compare": cmd_compare}
     if args.command in ("invert", "sweep", "study", "bench"):
         from .perf import tune_process
         tune_process()  # the CLI's own process: see featinv.perf

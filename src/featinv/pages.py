@@ -192,6 +192,7 @@ def run_sections(run: RunRecord, prefix: str = "run") -> list[Section]:
                               ["target", f"result ({s.get('status', '?')})"], f"{run.name}: target and result",
                               f"{prefix}_result"))
     blocks.append(curves_figure([run], "Loss", f"{prefix}_curve"))
+    blocks += analysis_blocks(run, prefix)
     snaps = run.snapshots
     if snaps:
         pick = snaps if len(snaps) <= 10 else [snaps[round(i * (len(snaps) - 1) / 9)] for i in range(10)]
@@ -200,6 +201,36 @@ def run_sections(run: RunRecord, prefix: str = "run") -> list[Section]:
     blocks.append(run_findings(run))
     blocks.append(("code", (run.folder / "config.yaml").read_text() if (run.folder / "config.yaml").is_file() else ""))
     return [Section(f"Run {run.name}", blocks)]
+
+
+def _png_file(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def analysis_blocks(run: RunRecord, prefix: str = "run") -> list[Any]:
+    """What a run with --diversity, --window or --channels has beyond its image (see featinv.masks,
+    featinv.diversity, featinv.receptive)."""
+    s, blocks = run.summary, []
+    spread = s.get("diversity")
+    if spread and (run.folder / "diversity.png").is_file():
+        seeds = ", ".join(str(r["seed"]) for r in s.get("restarts", []))
+        blocks.append(Figure(_png_file(run.folder / "diversity.png"),
+                             f"Diversity: the restarts (seeds {seeds}), their mean and the per-pixel standard "
+                             f"deviation (black: every restart agrees; bright: the layer leaves it open). Mean "
+                             f"std {spread['pixel_std_mean']:.3f}, mean pairwise RMSE "
+                             f"{spread['mean_pairwise_rmse']:.3f}.", f"{prefix}_diversity"))
+    window = s.get("window")
+    if window and (run.folder / "window.png").is_file():
+        top, left, bottom, right = window["pixels"]
+        blocks.append(Figure(_png_file(run.folder / "window.png"),
+                             f"Window {window['cells']} of {window['layer']}: its cells see pixels {top}-{bottom} "
+                             f"(rows) x {left}-{right} (columns); one cell's receptive field is "
+                             f"{window['receptive_field_px']:g} px, cells are {window['cell_stride_px']:g} px apart.",
+                             f"{prefix}_window"))
+    if s.get("channels"):
+        blocks.append(f"Only channels {s['channels']} of the layers were inverted (--channels); the feature "
+                      f"error is measured on them.")
+    return blocks
 
 
 def run_findings(run: RunRecord) -> str:
