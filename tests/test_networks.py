@@ -4,7 +4,7 @@ import torch
 
 from conftest import run_cli
 from featinv.api import invert
-from featinv.errors import ConfigError, ModelError
+from featinv.errors import ConfigError, LayerError, ModelError
 from featinv.layers import aliases, describe
 from featinv.models import load_model
 
@@ -126,3 +126,28 @@ def test_a_channels_last_onnx_inverts_and_matches_its_nchw_twin(tmp_path):
     r = invert("skimage:coffee", model=nhwc, layers="/body/body.4/Relu", size=32, steps=3)  # its ONNX node name
     twin = invert("skimage:coffee", model=body, layers="4", size=32, steps=3)
     assert r.status == "done" and (r.image - twin.image).abs().mean() < 1e-3
+
+
+def test_onnx_files_that_cannot_be_used_say_why(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    image = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Hardmax", ["x"], ["y"], name="hm", axis=1)], "g", [image], [out])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "op.onnx"))
+    with pytest.raises(ModelError, match="no converter for the ONNX op Hardmax \\(opset 13\\)"):
+        load_model(str(tmp_path / "op.onnx"))
+    proto = onnx.load(str(_export(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), tmp_path / "w.onnx", 16)))
+    onnx.save(proto, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.data", size_threshold=0)
+    (tmp_path / "ext.data").unlink()  # the weights file left behind
+    with pytest.raises(ModelError, match="ext.data"):
+        load_model(str(tmp_path / "ext.onnx"))
+
+
+def test_swin_transformers_get_stage_and_block_aliases():
+    model = load_model("swin_t", weights="none")
+    rows = {name: shape for name, _, shape in describe(model.module, 224, everything=False)}
+    assert rows["patch_embed"] == (56, 56, 96) and rows["stage2"] == (28, 28, 192) and rows["norm"] == (7, 7, 768)
+    assert {f"block{k}" for k in range(1, 13)} <= set(rows)  # 2 + 2 + 6 + 2 blocks
+    with pytest.raises(LayerError, match="torch.fx cannot trace it"):  # timm's swin: a clear refusal
+        aliases(load_model("timm:swin_tiny_patch4_window7_224", weights="none").module)

@@ -21,6 +21,8 @@ MobileNetV2 (torchvision ``mobilenet_v2``, the offline MobileNetV2):
 Vision transformers (torchvision ``vit_*``, timm ViT/DeiT):
   ``patch_embed`` the patch embedding; ``block1``..``blockN`` each block's token outputs; ``norm``
   the final LayerNorm
+Swin transformers (torchvision ``swin_*``, timm ``swin_*``): ``patch_embed``, ``block1``.. every
+  block in order, ``stage1``..``stage4`` each stage's last block, ``norm``
 timm models also get ``stage1``.. from their ``feature_info`` (where the family has no stages).
 EfficientNet (timm ``efficientnet*``, the offline EfficientNet-Lite0):
   ``stem`` after the stem conv+BN+act; ``stage{k}`` the output of stage k (1..7); ``head`` after
@@ -175,6 +177,28 @@ def _vit_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     return {a: n for a, n in aliases.items() if n}
 
 
+def _swin_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+    """Swin transformers, torchvision (``features`` = patch embedding, then stages and patch merging
+    in turn) and timm (``patch_embed``, ``layers.i.blocks.j``): ``patch_embed``, ``block1``.. every
+    block in order, ``stage1``..``stage4`` each stage's last block, ``norm``."""
+    if hasattr(model, "layers"):  # timm
+        stages = [[f"layers.{i}.blocks.{j}" for j in range(len(layer.blocks))] for i, layer in enumerate(model.layers)]
+        embed = "patch_embed"
+    else:
+        stages = [[f"features.{i}.{j}" for j in range(len(stage))] for i, stage in enumerate(model.features)
+                  if i > 0 and isinstance(stage, nn.Sequential)]
+        embed = "features.0"
+    aliases = {"patch_embed": _last_under(embed, nodes)}
+    k = 0
+    for s, blocks in enumerate(stages, start=1):
+        for block in blocks:
+            k += 1
+            aliases[f"block{k}"] = _last_under(block, nodes)
+        aliases[f"stage{s}"] = _last_under(blocks[-1], nodes) if blocks else None
+    aliases["norm"] = _last_under("norm", nodes)
+    return {a: n for a, n in aliases.items() if n}
+
+
 def _timm_stage_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     """``stage1`` ... from timm's ``feature_info`` (the outputs its features_only mode returns)."""
     info = getattr(model, "feature_info", None)
@@ -217,11 +241,15 @@ def family(model: nn.Module) -> str:
     if all(hasattr(model, a) for a in ("patch_embed", "blocks")) or all(
             hasattr(model, a) for a in ("conv_proj", "encoder")):
         return "vit"
+    if all(hasattr(model, a) for a in ("patch_embed", "layers", "norm")) or all(
+            hasattr(model, a) for a in ("features", "norm", "permute")):
+        return "swin"
     return "graph"
 
 
 _ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases, "mobilenet": _mobilenet_aliases,
-             "efficientnet": _efficientnet_aliases, "vit": _vit_aliases, "onnx": _onnx_aliases}
+             "efficientnet": _efficientnet_aliases, "vit": _vit_aliases, "swin": _swin_aliases,
+             "onnx": _onnx_aliases}
 
 
 def tracer_kwargs(model: nn.Module) -> dict:
@@ -242,7 +270,13 @@ def graph_nodes(model: nn.Module) -> list[str]:
     from torchvision.models.feature_extraction import get_graph_node_names
 
     if model not in _NODES:
-        _, nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs(model))
+        try:
+            _, nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs(model))
+        except Exception as exc:  # noqa: BLE001 - torch.fx fails in many ways on code it cannot follow
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise LayerError(f"cannot list the layers of {type(model).__name__}: torch.fx cannot trace it "
+                             f"({type(exc).__name__}: {first}); featinv reaches layers through torch.fx, so "
+                             f"pass a traceable network (or wrap the part you want in a module that is)") from exc
         _NODES[model] = [n for n in nodes if n not in ("x", "input")]
     return _NODES[model]
 
@@ -252,7 +286,7 @@ def aliases(model: nn.Module) -> dict[str, str]:
     nodes = graph_nodes(model)
     aliaser = _ALIASERS.get(family(model))
     found = aliaser(model, nodes) if aliaser else {}
-    if family(model) != "vit":  # a transformer's feature_info is its blocks again
+    if family(model) not in ("vit", "swin"):  # a transformer's feature_info is its blocks again
         for alias, node in _timm_stage_aliases(model, nodes).items():  # a family's own names come first
             found.setdefault(alias, node)
     return {a: n for a, n in found.items() if n in nodes}

@@ -381,7 +381,11 @@ def _load_onnx(path: Path) -> LoadedModel:
     try:
         model = onnx2torch.convert(proto)
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"onnx2torch cannot convert {str(path)!r}: {exc}") from exc
+        import re
+        op = re.search(r"operation_type='([^']+)', version=(\d+)", str(exc))
+        why = (f"it has no converter for the ONNX op {op.group(1)} (opset {op.group(2)}); re-export "
+               f"without it, or at another opset" if op else str(exc).splitlines()[0][:300])
+        raise ModelError(f"onnx2torch cannot convert {str(path)!r}: {why}") from exc
     # onnx2torch names each module after its ONNX node: '/a/b.0/Conv' -> 'a/b/0/Conv'.
     model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/")
                                 for n in proto.graph.node if n.name}
