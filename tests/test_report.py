@@ -58,7 +58,8 @@ def test_fast_seed_study_produces_every_figure_and_table(fast_study):
     html = report(fast_study).read_text()
     for title in ("Q1", "Q2", "Q3", "Q4"):
         assert f"<h2>{title} —" in html
-    for name in ("q1_learning_rate_curves", "q2_total_variation_grid", "q3_layers_grid", "q4_models_grid",
+    for name in ("q1_learning_rate_curves", "q2_total_variation_grid", "q3_layers_grid", "q3_layers_diversity",
+                 "q4_models_grid",
                  "structure_vgg16_offline", "structure_resnet18", "structure_mobilenet_v2_offline"):
         assert f"alt='{name}'" in html
     assert "Best setting by final normalised feature loss" in html
@@ -66,6 +67,7 @@ def test_fast_seed_study_produces_every_figure_and_table(fast_study):
     assert "(random init)" in html  # flagged next to every image of a random network too
     assert (fast_study / "q4_models" / "trials.csv").read_text().count("done") == 6
     assert "Both trained, at stride 4: the residual MobileNetV2 keeps" in html
+    assert "Across three restarts each, the per-pixel spread is" in html
 
 
 def test_report_in_a_real_headless_browser(fast_study):

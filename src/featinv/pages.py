@@ -153,6 +153,20 @@ def grid_figure(images: list[Path], captions: list[str], title: str, name: str, 
 CAPTION_WIDTH = 34  # characters that fit under one image of a grid (fontsize 7, 2.4 inches: about 44)
 
 
+def strip_figure(images: list[Path], captions: list[str], title: str, name: str) -> Figure:
+    """Wide images (a row of tiles each) one under the other, each with its caption above it."""
+    from PIL import Image
+    fig = _figure(figsize=(10, 1.9 * len(images) + 0.4), layout="constrained")
+    axes = fig.subplots(len(images), 1, squeeze=False)
+    for ax, path, caption in zip(axes.flat, images, captions):
+        with Image.open(path) as img:
+            ax.imshow(img.convert("RGB"))
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return Figure(_png(fig), title, name)
+
+
 def run_caption(run: RunRecord, keys: list[str]) -> str:
     """What differs between the runs of a grid, one key a line (a model by its short name, unset
     keys left out), then the numbers; lines wrapped to fit under the image.

@@ -5,6 +5,7 @@ Q1 learning rate  - constant 1e-3 (the seed's baseline), 1e-2 (the seed's best),
 Q2 total variation - TV weights 0, 0.1, 1, 10 (the seed's scale): images with PSNR/SSIM.
 Q3 shallow vs deep - conv1_1, conv3_1, pool5 (fc6 where the network has trained fc6 weights) and
                     conv3_1 + the deepest: images with metrics. Deeper layers get stronger TV, as in the paper.
+                    Three restarts a layer, all kept: a diversity row shows what each depth leaves open.
 Q4 models         - the offline VGG16, EfficientNet-Lite0 and MobileNetV2 (trained, with residual
                     blocks: all three at stride 4), ResNet18 (res2, middle1) and VGG16-BN
                     (with ``--weights`` as given, random init otherwise, flagged on every image): images,
@@ -67,7 +68,9 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
             tvs.append(4.0)
         layers.append([choice["q3"][1], deep])
         tvs.append(1.0)
-        specs["q3_layers"] = {"base": base, "zip": {"layers": layers, "tv": tvs}}
+        # three restarts a layer, all kept: what each depth leaves open (the diversity row)
+        specs["q3_layers"] = {"base": {**base, "restarts": 3, "diversity": True},
+                              "zip": {"layers": layers, "tv": tvs}}
     q4_weights = weights or "none"
     specs["q4_models"] = {
         "base": {k: v for k, v in base.items() if k not in ("model", "weights")},
@@ -166,7 +169,30 @@ def q3_findings(runs: list[RunRecord]) -> str:
             text += f" PSNR falls steadily with depth ({names}): deeper layers keep less of the exact image."
         else:
             text += f" PSNR does not fall steadily with depth here ({', '.join(f'{p:.1f}' for p in psnrs)} dB along {names})."
+    spreads = [(r.config["layers"][0], r.summary["diversity"]["pixel_std_mean"]) for r in single
+               if r.summary.get("diversity")]
+    if len(spreads) >= 2:
+        text += (" Across three restarts each, the per-pixel spread is "
+                 + ", ".join(f"{std:.3f} at {layer}" for layer, std in spreads)
+                 + (": deeper layers leave more of the image open." if all(
+                     a < b for (_, a), (_, b) in zip(spreads, spreads[1:])) else "."))
     return text
+
+
+def diversity_row(runs: list[RunRecord]) -> Figure | None:
+    """Q3's diversity row: each layer's restarts, their mean and their std map, one layer a line."""
+    from .pages import strip_figure
+    kept = [r for r in _finished(runs) if (r.folder / "diversity.png").is_file() and r.summary.get("diversity")]
+    if not kept:
+        return None
+    captions = [f"{'+'.join(r.config['layers'])}: three restarts, their mean, the std map "
+                f"(mean std {r.summary['diversity']['pixel_std_mean']:.3f})" for r in kept]
+    figure = strip_figure([r.folder / "diversity.png" for r in kept], captions,
+                          "What each layer leaves open", "q3_layers_diversity")
+    figure.caption = ("Diversity per layer: three reconstructions from different seeds, their mean and the "
+                      "per-pixel standard deviation (black: the restarts agree; each map is scaled to its own "
+                      "largest value, so compare the mean std in the captions across layers).")
+    return figure
 
 
 def q4_table(runs: list[RunRecord]) -> Table:
@@ -222,6 +248,8 @@ def study_sections(folder: Path) -> tuple[str, list[Section]]:
         rows, runs = read_trials(qfolder)
         section = sweep_sections(qfolder, QUESTIONS[key], prefix=key, trials=(rows, runs))[0]
         section.blocks.insert(0, FINDINGS[key](runs))
+        if key == "q3_layers" and (row := diversity_row(runs)) is not None:
+            section.blocks.append(row)
         if key == "q4_models":
             section.blocks.insert(1, q4_table(runs))
             section.blocks.extend(_structures(runs))
