@@ -75,7 +75,7 @@ sweep_files = st.one_of(
     st.lists(values, max_size=2), values)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=15)
 @given(spec=sweep_files)
 def test_any_sweep_file_ends_cleanly(tmp_path_factory, capsys, spec):
     tmp = tmp_path_factory.mktemp("sweep")

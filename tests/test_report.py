@@ -109,12 +109,12 @@ def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
     assert html.count("<tr>") == 4  # header + every trial, the failed one included
 
 
-def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study):
+def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study, tmp_path):
     from conftest import run_cli
     proc = run_cli("study", "seed", "--fast", "--out", str(fast_study), "--quiet", timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert str(fast_study / "report.html") in proc.stdout  # every trial kept: only the report is written
-    (fast_study / "report.png").unlink(missing_ok=True)
-    shot = run_cli("report", str(fast_study), "--screenshot", timeout=600)
+    run_in_folder(InvertConfig(**{**BASE, "layers": ("res2",), "steps": 2}), tmp_path / "run")
+    shot = run_cli("report", str(tmp_path / "run"), "--screenshot", timeout=600)
     assert shot.returncode == 0, shot.stderr
-    assert (fast_study / "report.png").stat().st_size > 10_000
+    assert (tmp_path / "run" / "report.png").stat().st_size > 10_000
