@@ -83,6 +83,7 @@ class Problem:
         with torch.no_grad(), frozen(self.model.module):
             self.target_features = self.features(self.target)
         self.masks = self._masks(configs)
+        self._fields: dict = {}  # receptive fields of --window layers, by layer
         self.target_features = self.kept(self.target_features)
         self.stride = self._stride(first.size)
         self.objective = Objective([])
@@ -114,7 +115,9 @@ class Problem:
         from .receptive import receptive_field, window_pixels
         maps = {r.name: self.target_features[r.name] for r in self.requests if self.target_features[r.name].dim() == 4}
         layer = min(maps, key=lambda name: maps[name].shape[-1])
-        field = receptive_field(self.model.module, layer, config.size)
+        if layer not in self._fields:  # tracing the graph is slow: once a layer
+            self._fields[layer] = receptive_field(self.model.module, layer, config.size)
+        field = self._fields[layer]
         rows, cols = ([int(v) for v in part.split(":")] for part in config.window.split(","))
         box = window_pixels(field, (rows[0], rows[1]), (cols[0], cols[1]), config.size)
         return {"cells": config.window, "layer": layer, "receptive_field_px": field.size,
