@@ -138,3 +138,13 @@ def test_compare_puts_runs_side_by_side(tmp_path):
     assert refused.returncode == 2 and "nothing was overwritten" in refused.stderr
     alone = run_cli("compare", str(tmp_path / "shallow"), "--out", str(tmp_path / "cmp2"))
     assert alone.returncode == 2 and "at least two runs" in alone.stderr
+
+
+def test_compare_takes_a_sweep_folder_for_its_trials(tmp_path):
+    from featinv.compare import compare, run_folders
+    from featinv.sweep import expand, run_sweep
+    trials = expand({"base": {"image": "skimage:coffee", "steps": 2, **SMALL}, "grid": {"layers": ["conv1", "res2"]}})
+    run_sweep(trials, tmp_path / "sweep")
+    assert [f.name for f in run_folders([tmp_path / "sweep"])] == [t.name for t in trials]
+    page = compare([tmp_path / "sweep"], tmp_path / "cmp").read_text()
+    assert all(f"sweep/{t.name}" in page for t in trials)
