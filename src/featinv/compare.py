@@ -34,6 +34,12 @@ def run_folders(paths: list[Path]) -> list[Path]:
     return out
 
 
+def _name(folder: Path) -> str:
+    """``sweep/trial`` for a sweep's trial (its folder is ``sweep/trials/trial``), else ``parent/run``."""
+    parent = folder.parent.parent if folder.parent.name == "trials" else folder.parent
+    return f"{parent.name}/{folder.name}"
+
+
 def label(run: RunRecord) -> str:
     """What tells runs apart: model, layers, and the analysis options."""
     c = run.config
@@ -64,7 +70,7 @@ def findings(runs: list[RunRecord]) -> str:
 
 def compare(paths: list[Path], out: Path) -> Path:
     """Write the comparison page of the runs in ``paths`` into ``out``; return the HTML's path."""
-    runs = [read_run(folder, name=f"{folder.parent.name}/{folder.name}") for folder in run_folders(paths)]
+    runs = [read_run(folder, name=_name(folder)) for folder in run_folders(paths)]
     out = Path(out)
     if out.is_dir() and any(out.iterdir()) and not (out / "compare.png").is_file():
         raise RunFolderError(f"{str(out)!r} exists and is not a comparison: choose another --out "
