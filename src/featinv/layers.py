@@ -253,7 +253,12 @@ _ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases, "mobilenet": _mobil
 
 
 def tracer_kwargs(model: nn.Module) -> dict:
-    """Extra torch.fx tracer settings some model zoos need (timm's dynamic padding)."""
+    """Extra torch.fx tracer settings some model zoos need (timm's dynamic padding; onnx2torch's
+    op modules, some of which branch on their inputs, e.g. Reshape: each is one node anyway)."""
+    if hasattr(model, "featinv_onnx_names"):
+        return {"leaf_modules": sorted({type(m) for m in model.modules()
+                                        if type(m).__module__.startswith("onnx2torch.node_converters")},
+                                       key=lambda t: t.__name__)}
     if type(model).__module__.startswith("timm."):
         from timm.models._features_fx import get_notrace_functions, get_notrace_modules
         return {"leaf_modules": list(get_notrace_modules()),
