@@ -39,6 +39,7 @@ assert before == after, (before, after)
 assert tune_allocator.cache_info().currsize == 0, "the library tuned glibc's allocator"
 assert not [k for k in vars(user) if k.startswith("_featinv")], vars(user).keys()
 assert set(vars(model.module)) == set(vars(featinv.load_model("resnet18", weights="none").module))
+assert all(p.is_contiguous() for p in model.module.parameters()), "the user's weights changed layout"
 print("unchanged")
 '''
 

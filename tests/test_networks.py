@@ -169,4 +169,5 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
     x = torch.rand(2, 3, 64, 64) * 100  # in the network's own (Caffe) input range
     for layer in ("conv1_1", "relu3_1", "pool5"):
         ours, theirs = (FeatureExtractor(m, [layer])(x)[layer] for m in (keras.module, offline_vgg.module))
-        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-3), layer
+        # equal up to float32 summation order (which kernels run depends on what ran before)
+        assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max(), layer

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -37,6 +38,11 @@ class FeatureExtractor(nn.Module):
             tracer_kwargs=layer_names.tracer_kwargs(model))
         self.graph.train(model.training)
         self.folded = fold_conv_batchnorm(self.graph) if fold_batchnorm and not model.training else 0
+
+    def own_weights(self, memory_format: torch.memory_format) -> None:
+        """Give the extractor its own frozen, eval-mode copy of the weights it uses, in
+        ``memory_format`` (channels-last pays on CPU), so the user's model keeps its own layout."""
+        self.graph = copy.deepcopy(self.graph).eval().requires_grad_(False).to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.graph(x)

@@ -71,7 +71,8 @@ class Problem:
             warnings.warn(f"precision {first.precision} has no native kernels on this CPU and is emulated: "
                           f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
                           f"AVX512-FP16); use --precision fp32", stacklevel=3)
-        self.extractor.to(memory_format=self.memory_format)
+        if self.memory_format == torch.channels_last:  # on a copy: the user's model keeps its layout
+            self.extractor.own_weights(self.memory_format)
         with frozen(self.model.module):  # before any image is read: a size that cannot work is refused
             check_size(self.features, first.size, len(configs), self.device,
                        f"{', '.join(self.layers)} of {self.model.name}")
