@@ -32,7 +32,9 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
 
     ``model`` is a registry name (see :func:`featinv.models.load_model`), a loaded model, or
     any ``nn.Module`` of your own (preprocessing then defaults to torchvision's ImageNet one;
-    set ``preprocess=...`` otherwise). A run of your own module resumes by passing it again.
+    set ``preprocess=...`` otherwise). A run of your own module resumes by passing it again. Your
+    module's weights, train/eval mode and ``requires_grad`` are left as they were; it is moved to the
+    run's device (``device``: CUDA when present), where it stays.
 
     With ``out``, the run is written to that folder (config, log, snapshots, final image,
     summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
