@@ -29,6 +29,7 @@ from .params import ImageParam, PixelParam, make_param
 from .perf import compile_step, is_compile_failure
 from .problem import Problem, resolve_device  # noqa: F401 - resolve_device: re-exported
 from .results import Result, summarize
+from .sizing import count_saved_bytes
 from .stepper import Stepper
 from .transforms import Transforms
 
@@ -285,7 +286,7 @@ class Inversion:
             if math.isfinite(measured["total"][0]):  # the image the finite loss was measured on
                 torch._foreach_copy_(slot.last_good, before)
         else:
-            with _count_saved_bytes(enabled=self.memory_bytes is None) as saved:
+            with count_saved_bytes(enabled=self.memory_bytes is None) as saved:
                 closure()
             if self.memory_bytes is None:  # measured once, on the first step
                 weights = sum(p.numel() * p.element_size() for p in self.extractor.parameters())
@@ -459,22 +460,6 @@ def _legacy_slot(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint written before parameterisations existed (pixels only) as one slot."""
     return {"param": {"pixels": state["x"]}, "last_good": [state["last_good"]], "optimizer": state["optimizer"],
             "history": state["history"], "status": "running", "transforms_rng": state.get("jitter_rng")}
-
-
-@contextmanager
-def _count_saved_bytes(enabled: bool = True) -> Iterator[list[int]]:
-    """Sum the bytes autograd saves for backward inside the block (the activation memory)."""
-    total = [0]
-    if not enabled:
-        yield total
-        return
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        yield total
 
 
 def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:

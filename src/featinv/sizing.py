@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -61,19 +62,28 @@ def smallest_size(forward: Forward, start: int, device: torch.device | str = "cp
     return high
 
 
-def saved_bytes(forward: Forward, size: int, device: torch.device) -> int:
-    """The bytes autograd keeps for backward when one ``size x size`` image goes through."""
-    total = 0
+@contextmanager
+def count_saved_bytes(enabled: bool = True) -> Iterator[list[int]]:
+    """Sum the bytes autograd saves for backward inside the block (the activation memory)."""
+    total = [0]
+    if not enabled:
+        yield total
+        return
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
+        total[0] += t.numel() * t.element_size()
         return t
 
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield total
+
+
+def saved_bytes(forward: Forward, size: int, device: torch.device) -> int:
+    """The bytes autograd keeps for backward when one ``size x size`` image goes through."""
     x = torch.full((1, 3, size, size), 0.5, device=device, requires_grad=True)
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.enable_grad(), count_saved_bytes() as total:
         forward(x)
-    return total
+    return total[0]
 
 
 def available_bytes(device: torch.device) -> int | None:
