@@ -25,3 +25,21 @@ def crash_once(packed):
 def crash_always(packed):
     """Every attempt kills its worker: retries run out."""
     os._exit(3)
+
+
+def invert_until_killed(marker: str) -> None:
+    """A pool worker's life (its initializer, then an inversion far too long to finish) that
+    touches ``marker`` once the loop runs, so a test can signal it mid-inversion."""
+    from featinv.config import InvertConfig
+    from featinv.executors import _worker_init
+    from featinv.inversion import Inversion
+
+    class Started:
+        def on_step(self, run, rows):
+            if run.step == 1:
+                Path(marker).write_text("running")
+
+    _worker_init(1)
+    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
+                          size=16, steps=10**7, snapshot_every=0)
+    Inversion(config).run(callbacks=[Started()])

@@ -65,6 +65,58 @@ def test_process_pool_survives_a_worker_killed_mid_trial(tmp_path, monkeypatch):
     assert len(table(tmp_path / "out")) == 4
 
 
+def test_a_pool_worker_dies_at_once_on_sigterm_mid_inversion(tmp_path):
+    """A broken pool SIGTERMs its surviving workers and waits for them. A worker that took SIGTERM
+    as "finish the step and return" then blocked sending its result, which nobody reads any
+    more: the pool, the sweep and the test run hung (CI, stop 14)."""
+    import multiprocessing
+    import signal
+    import time
+
+    marker = tmp_path / "running"
+    worker = multiprocessing.get_context("spawn").Process(target=crashing.invert_until_killed, args=(str(marker),))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), f"the worker never started its loop (exit code {worker.exitcode})"
+        worker.terminate()
+        worker.join(timeout=30)
+        assert worker.exitcode == -signal.SIGTERM
+    finally:
+        worker.kill()
+        worker.join()
+
+
+def test_the_loop_leaves_a_hosts_own_sigterm_handler_in_place(tiny_net):
+    """The loop takes SIGTERM for a clean stop only where nobody else handles it (the CLI);
+    a host with its own handler (a pool worker, Ray, a service) keeps it. Ctrl-C is the loop's."""
+    import signal
+
+    import torch
+
+    from featinv.api import invert
+
+    seen = {}
+
+    class Look:
+        def on_step(self, run, rows):
+            seen["term"], seen["int"] = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    def host_handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, host_handler)
+    try:
+        invert(torch.rand(3, 8, 8), model=tiny_net, layers="relu2", size=8, steps=1, callbacks=[Look()])
+        assert seen["term"] is host_handler
+        assert seen["int"] is not signal.default_int_handler  # the loop's clean Ctrl-C
+        assert signal.getsignal(signal.SIGTERM) is host_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_process_pool_gives_up_when_retries_run_out(tmp_path):
     spec = {"base": BASE, "grid": {"lr": [0.01, 0.1]}}
     outcomes = run_sweep(expand(spec), tmp_path, batch=2,

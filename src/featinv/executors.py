@@ -120,13 +120,26 @@ class LocalExecutor:
             yield job, run_batch(job.trials, job.folders, tensorboard=self.tensorboard)
 
 
+def _die_on_sigterm(signum: int, frame: Any) -> None:
+    """A pool worker's SIGTERM: end now, with SIGTERM's own exit status."""
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_init(threads: int) -> None:
-    """A pool worker is featinv's own process: it gets the CLI's settings."""
+    """A pool worker is featinv's own process: it gets the CLI's settings. A broken pool ends its
+    surviving workers with SIGTERM and waits for them without reading their results, so a worker
+    must die at once rather than finish its step and block sending a result (the inversion loop
+    leaves a SIGTERM handler it finds in place)."""
+    import signal
+
     import torch
 
     from .perf import tune_process
     torch.set_num_threads(threads)
     tune_process()
+    signal.signal(signal.SIGTERM, _die_on_sigterm)
 
 
 # What a worker runs for each packed batch: run_packed, or (tests) a function that wraps it and

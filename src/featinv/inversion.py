@@ -472,7 +472,11 @@ def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
 @contextmanager
 def _sigint_stops(run: Inversion) -> Iterator[None]:
     """First Ctrl-C (or SIGTERM): finish the step, then stop cleanly ('interrupted', with a
-    checkpoint); a second one aborts at once."""
+    checkpoint); a second one aborts at once.
+
+    SIGTERM is taken only where nobody handles it (its default action, as in the CLI): a host
+    that set its own handler -- a process-pool worker, Ray, a service -- keeps it, since it
+    uses SIGTERM to end the process, not to ask for a result."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -482,7 +486,8 @@ def _sigint_stops(run: Inversion) -> Iterator[None]:
             raise KeyboardInterrupt
         run.request_stop("interrupted")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [signal.SIGINT] + [signal.SIGTERM] * (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
