@@ -47,8 +47,36 @@ def offline_vgg():
     return load_model("vgg16_offline")
 
 
-def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python -m featinv ARGS`` and capture its output."""
+def run_cli_process(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m featinv ARGS`` in a new process, as a user does, and capture its output.
+    For what needs a process of its own (signals, imports, exit status); each costs ~7 s of
+    imports, so other tests use :func:`run_cli`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "featinv", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, **kwargs)
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run the ``featinv`` script's ``main(ARGS)`` in this process: its exit code and what it
+    printed. An exception escaping ``main`` (the traceback a user would see) fails the test.
+    The CLI's one process-wide change, the warnings' format, is undone afterwards."""
+    import contextlib
+    import io
+    import warnings
+
+    from featinv.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    formatwarning, here = warnings.formatwarning, os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.chdir(here)
+        warnings.formatwarning = formatwarning
+    return subprocess.CompletedProcess(["featinv", *args], code, out.getvalue(), err.getvalue())

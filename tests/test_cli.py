@@ -1,4 +1,5 @@
-"""The command line end to end, in subprocesses, as a user runs it."""
+"""The command line end to end: in subprocesses where a process of its own matters (a run as a
+user starts it, signals), otherwise its ``main`` in this process (see conftest.run_cli)."""
 import json
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_cli, run_cli_process
 from featinv.cli import main
 
 TINY = ["--model", "resnet18", "--weights", "none", "--layers", "res2", "--size", "32"]
@@ -23,7 +24,7 @@ def test_help_needs_no_torch():
 
 
 def test_invert_writes_a_run_folder(tmp_path):
-    proc = run_cli("invert", "skimage:chelsea", *TINY, "--steps", "10", "--out", str(tmp_path / "run"))
+    proc = run_cli_process("invert", "skimage:chelsea", *TINY, "--steps", "10", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     assert "PSNR" in proc.stdout and str(tmp_path / "run") in proc.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "done"
@@ -239,7 +240,7 @@ def test_an_onnx_file_through_the_command_line(tmp_path):
 def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu3_3",
-            "--size", "96", "--steps", "150", "--snapshot-every", "2", "--out", str(out)]
+            "--size", "96", "--steps", "60", "--snapshot-every", "2", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
@@ -249,6 +250,6 @@ def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
-    resumed = run_cli("invert", "--resume", "--out", str(out), "--quiet", timeout=600)
+    resumed = run_cli("invert", "--resume", "--out", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((out / "summary.json").read_text())["steps"] == 150
+    assert json.loads((out / "summary.json").read_text())["steps"] == 60

@@ -152,16 +152,19 @@ def test_bf16_autocast_runs_and_stays_close_to_fp32():
     assert (full.image - half.image).abs().mean() < 0.05
 
 
-def test_compiled_step_follows_the_eager_one():
+def test_compiled_step_follows_the_eager_one(tiny_net):
     """Opt-in torch.compile: the same seeded batch of two trials, compiled, takes the same path
-    (fused kernels may differ in the last bits); its mode is recorded and batches with its own."""
+    (fused kernels may differ in the last bits); its mode is recorded and batches with its own.
+    A cold inductor build costs about a minute on a 2-core CPU whatever the network, so one build."""
     from featinv.config import batch_key
-    options = dict(image="skimage:astronaut", model="resnet18", weights="none", layers=("res1",), size=32,
-                   steps=4, device="cpu")
+    from featinv.models import LoadedModel
+    from featinv.preprocess import PRESETS
+    model = LoadedModel(tiny_net, PRESETS["imagenet"], "tiny", "test module", True)
+    options = dict(image="skimage:astronaut", model="tiny", layers=("relu2",), size=32, steps=4, device="cpu")
     configs = [InvertConfig(seed=0, **options), InvertConfig(seed=1, tv=2.0, **options)]
-    eager = Inversion(configs).run_all()
+    eager = Inversion(configs, model).run_all()
     compiled_configs = [c.replace(compile="default") for c in configs]
-    compiled = Inversion(compiled_configs).run_all()
+    compiled = Inversion(compiled_configs, model).run_all()
     for e, c in zip(eager, compiled):
         assert c.status == "done" and c.config.compile == "default"
         assert [r["loss"] for r in c.history] == pytest.approx([r["loss"] for r in e.history], rel=1e-4)

@@ -50,7 +50,7 @@ def test_nothing_to_report(tmp_path):
 def fast_study(tmp_path_factory):
     from featinv.study import run_seed_study
     out = tmp_path_factory.mktemp("study")
-    run_seed_study(out, fast=True)
+    run_seed_study(out, fast=True, size=32, steps=8)  # every question, small: the pipeline, not the quality
     return out
 
 
@@ -111,10 +111,10 @@ def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
 
 def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study, tmp_path):
     from conftest import run_cli
-    proc = run_cli("study", "seed", "--fast", "--out", str(fast_study), "--quiet", timeout=600)
+    proc = run_cli("study", "seed", "--fast", "--size", "32", "--steps", "8", "--out", str(fast_study), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert str(fast_study / "report.html") in proc.stdout  # every trial kept: only the report is written
     run_in_folder(InvertConfig(**{**BASE, "layers": ("res2",), "steps": 2}), tmp_path / "run")
-    shot = run_cli("report", str(tmp_path / "run"), "--screenshot", timeout=600)
+    shot = run_cli("report", str(tmp_path / "run"), "--screenshot")
     assert shot.returncode == 0, shot.stderr
     assert (tmp_path / "run" / "report.png").stat().st_size > 10_000

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(learning rate, TV weight, layer depth, models) and writes a report.")
     st.add_argument("name", choices=["seed"], help="the study to run")
     st.add_argument("--out", type=Path, help="study folder (default: runs/study-seed, or -fast)")
-    st.add_argument("--fast", action="store_true", help="small images and few steps: minutes on a laptop CPU")
+    st.add_argument("--fast", action="store_true", help="small images and few steps (64 px, 60): a minute on a laptop CPU")
+    st.add_argument("--size", type=int, help="image side in pixels (default 128, or 64 with --fast)")
+    st.add_argument("--steps", type=int, help="steps per trial (default 200, or 60 with --fast)")
     st.add_argument("--model", help="network for Q1-Q3 (default: the offline ImageNet VGG16)")
     st.add_argument("--weights", help="weights for --model and the torchvision networks of Q4 (e.g. DEFAULT)")
     st.add_argument("--image", default="skimage:chelsea", help="target image (default skimage:chelsea)")
@@ -353,7 +355,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     out = args.out or Path("runs") / ("study-seed-fast" if args.fast else "study-seed")
     run_seed_study(out, fast=args.fast, model=args.model, weights=args.weights, image=args.image,
-                   on_trial=_trial_printer(args.quiet), batch=args.batch)
+                   on_trial=_trial_printer(args.quiet), batch=args.batch, size=args.size, steps=args.steps)
     path = report(out)
     print(f"report: {path}")
     return 0

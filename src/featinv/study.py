@@ -12,7 +12,8 @@ Q4 models         - the offline VGG16, EfficientNet-Lite0 and MobileNetV2 (train
                     a table of seconds per step, memory and quality, and each network's structure.
 
 Each question is a sweep folder inside the study folder; ``study.json`` lists them, and
-re-running resumes (finished trials are kept). ``--fast`` is a small version for CI and a first look.
+re-running resumes (finished trials are kept). ``--fast`` is a small version for a first look
+(64 px, 60 steps); ``size``/``steps`` (``--size``, ``--steps``) set those two directly.
 """
 from __future__ import annotations
 
@@ -42,9 +43,15 @@ LAYER_CHOICES = {
 
 
 def seed_specs(fast: bool = False, model: str | None = None, weights: str | None = None,
-               image: str = "skimage:chelsea") -> dict[str, dict[str, Any]]:
-    """The sweep spec of each question. ``model``/``weights`` replace the offline default."""
-    size, steps = (64, 60) if fast else (128, 200)
+               image: str = "skimage:chelsea", size: int | None = None, steps: int | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """The sweep spec of each question. ``model``/``weights`` replace the offline default;
+    ``size``/``steps`` replace the full (128 px, 200) or fast (64 px, 60) study's.
+
+    >>> seed_specs(fast=True, steps=10)["q2_total_variation"]["base"]["steps"]
+    10
+    """
+    size, steps = size or (64 if fast else 128), steps or (60 if fast else 200)
     model = model or "vgg16_offline"
     base = {"image": image, "model": model, "size": size, "steps": steps, "snapshot_every": max(steps // 10, 1)}
     if weights:
@@ -84,16 +91,19 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
 
 def run_seed_study(out: str | Path, fast: bool = False, model: str | None = None,
                    weights: str | None = None, image: str = "skimage:chelsea",
-                   on_trial: Any = None, batch: int | None = None) -> Path:
+                   on_trial: Any = None, batch: int | None = None, size: int | None = None,
+                   steps: int | None = None) -> Path:
     """Run every question's sweep into ``out`` (resuming), write study.json; return ``out``."""
     from .sweep import expand, run_sweep, save_spec
 
     out = Path(out)
-    specs = seed_specs(fast, model, weights, image)
+    specs = seed_specs(fast, model, weights, image, size, steps)
     trials = {key: expand(spec, where=f"study {key}") for key, spec in specs.items()}  # all checked first
     out.mkdir(parents=True, exist_ok=True)
+    base = specs["q2_total_variation"]["base"]
     files.write_json(out / "study.json", {"study": "seed", "fast": fast, "model": model, "weights": weights,
-                                       "image": image, "questions": list(specs)})
+                                       "image": image, "size": base["size"], "steps": base["steps"],
+                                       "questions": list(specs)})
     import yaml
     for key, spec in specs.items():
         (out / key).mkdir(exist_ok=True)
@@ -237,7 +247,8 @@ def study_sections(folder: Path) -> tuple[str, list[Section]]:
     """Title and sections of a study folder's report."""
     meta = json.loads((Path(folder) / "study.json").read_text())
     sections = [Section("About this study", [
-        f"Reconstructions of {meta.get('image')} ({'fast version' if meta.get('fast') else 'full size'}); "
+        f"Reconstructions of {meta.get('image')} ({'fast version' if meta.get('fast') else 'full size'}"
+        + (f", {meta['size']} px, {meta['steps']} steps" if "size" in meta else "") + "); "
         f"model {meta.get('model') or 'vgg16_offline (ImageNet, offline)'}. Each question below is a sweep "
         f"whose trials are run folders under {Path(folder).name}/<question>/trials/."])]
     for key in meta["questions"]:
