@@ -14,6 +14,16 @@ def test_sample_photo():
         read_image("skimage:chelsee")
 
 
+def test_built_in_photos_beyond_skimage_s_own_names():
+    """The benchmark's other photos: the left view of skimage's stereo pair, matplotlib's sample."""
+    left = read_image("skimage:motorcycle")
+    assert left.shape == (3, 500, 741) and left.std() > 0.1
+    hopper = read_image("matplotlib:grace_hopper")
+    assert hopper.shape == (3, 600, 512) and (hopper[0] - hopper[2]).abs().mean() > 0.02  # a colour photo
+    with pytest.raises(ImageError, match="expected one of matplotlib:grace_hopper. Did you mean 'grace_hopper'"):
+        read_image("matplotlib:grace_hoper")
+
+
 def test_grey_rgba_palette_and_16_bit_are_converted(tmp_path):
     Image.new("L", (4, 3), 128).save(tmp_path / "grey.png")
     Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(tmp_path / "clear.png")   # fully transparent

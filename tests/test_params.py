@@ -53,10 +53,42 @@ def test_fitting_an_image_directly_reproduces_it(kind, bound):
     assert error < bound and error < start_error / 5
 
 
-@pytest.mark.parametrize("kind", PARAMS)
-def test_resume_is_bit_identical(kind):
+@pytest.mark.parametrize("kind", ["fourier", "pyramid"])
+def test_chroma_scale_keeps_colour_coarse_and_brightness_fine(kind):
+    """Fitting directly (no network): a fine pattern of brightness is reproduced with or without
+    chroma_scale, a fine pattern of colour at even brightness only without it, and an even
+    colour with it too."""
+    size = 32
+    checker = ((torch.arange(size)[:, None] // 4 + torch.arange(size)[None, :] // 4) % 2).float() - 0.5  # 4 px
+    grey = torch.full((size, size), 0.5)
+    brightness = torch.stack([grey + 0.3 * checker] * 3)[None]
+    colour = torch.stack([grey + 0.2 * checker, grey - 0.2 * checker, grey])[None]
+    even_colour = torch.stack([grey + 0.2, grey - 0.1, grey])[None]
+
+    def error(target, chroma_scale):
+        return fit_error(make_param(kind, size, start=torch.full((1, 3, size, size), 0.5),
+                                    chroma_scale=chroma_scale), target, steps=300)
+    assert error(brightness, 1) < 1e-3 and error(brightness, 8) < 1e-3
+    assert error(colour, 1) < 1e-3 and error(colour, 8) > 5e-3
+    assert error(even_colour, 8) < 1e-4
+
+
+def test_chroma_scale_is_checked_and_left_to_the_layer():
+    with pytest.raises(ConfigError, match="chroma_scale 4 needs param fourier or pyramid, got param 'pixel'"):
+        InvertConfig(param="pixel", chroma_scale=4)
+    with pytest.raises(ConfigError, match="chroma_scale must be a positive integer"):
+        InvertConfig(chroma_scale=0)
+    with pytest.raises(ConfigError, match="chroma_scale must be a whole number of pixels from 1 to the image size"):
+        make_param("pyramid", 16, chroma_scale=32)
+    from featinv.defaults import resolve_defaults
+    assert resolve_defaults(InvertConfig(param="pixel"), stride=32).chroma_scale == 1
+    assert resolve_defaults(InvertConfig(chroma_scale=2), stride=32).chroma_scale == 2
+
+
+@pytest.mark.parametrize("kind,chroma_scale", [(k, 1) for k in PARAMS] + [("pyramid", 4), ("fourier", 4)])
+def test_resume_is_bit_identical(kind, chroma_scale):
     config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
-                          size=32, steps=8, param=kind, transforms="jitter=2,scale,rotate")
+                          size=32, steps=8, param=kind, transforms="jitter=2,scale,rotate", chroma_scale=chroma_scale)
     full = Inversion(config).run()
     first = Inversion(config)
     first.run([StopAfter(3)])

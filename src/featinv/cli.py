@@ -31,6 +31,8 @@ CONFIG_OPTIONS = {
                     "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth"),
     "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
                         "(or none; default auto: by the layer's depth)"),
+    "chroma_scale": (str, "fourier/pyramid: colour may change only over N pixels or more, brightness at "
+                          "every pixel (1 = no limit; default auto: by the layer's depth)"),
     "restarts": (int, "run N seeds side by side and keep the lowest final loss (default 1)"),
     "diversity": (bool, "with --restarts N: keep all N images and write diversity.png (them, their mean, a "
                         "per-pixel std map: what the layer does not pin down) and their spread in summary.json"),
@@ -72,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = sub.add_parser("invert", help="reconstruct an image from its features",
                          description="Reconstruct IMAGE from a network's features at the given layers. "
-                                     "IMAGE is a file or skimage:NAME (e.g. skimage:chelsea).")
-    inv.add_argument("image", nargs="?", help="image file or skimage:NAME (default from --config, "
+                                     "IMAGE is a file, skimage:NAME (e.g. skimage:chelsea) or matplotlib:grace_hopper.")
+    inv.add_argument("image", nargs="?", help="image file, skimage:NAME or matplotlib:grace_hopper (default from --config, "
                                               "or skimage:chelsea)")
     _add_config_options(inv)
     inv.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
@@ -158,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = be.add_argument_group("quality benchmark (--quality): PSNR/SSIM/feature error of every method on photos")
     q.add_argument("--quality", action="store_true",
                    help="run the quality benchmark instead of the speed one (see QUALITY.md)")
-    q.add_argument("--photos", nargs="+", default=None, help="skimage photos (default: six, chelsea among them)")
+    q.add_argument("--photos", nargs="+", default=None,
+                   help="photos: skimage or matplotlib names, or files (default: the six the defaults were "
+                        "chosen on and four held out: featinv.quality.PHOTOS)")
     q.add_argument("--quality-cases", nargs="+", default=None, metavar="MODEL:LAYER",
                    help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5")
     q.add_argument("--methods", nargs="+", default=None,
@@ -208,12 +212,11 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _default_out(config: Any) -> Path:
-    from .files import SAMPLE_PREFIX
+    from .files import safe_name, sample_name
     from .models import DEFAULT_LAYERS
-    from .files import safe_name
     from .runfolder import new_folder_name
 
-    image = config.image[len(SAMPLE_PREFIX):] if config.image.startswith(SAMPLE_PREFIX) else Path(config.image).stem
+    image = sample_name(config.image) or Path(config.image).stem
     model = Path(config.model).stem
     layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else \
         DEFAULT_LAYERS.get(config.model, "default")

@@ -22,7 +22,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 # Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.defaults).
-AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms")
+AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "chroma_scale")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class InvertConfig:
     prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
     param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
     transforms: str | None = None       # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
+    chroma_scale: int | None = None     # colour changes over N px or more, brightness per pixel (fourier, pyramid); None = by depth
     restarts: int = 1                   # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
     diversity: bool = False             # keep every restart's image: diversity.png, mean/std, pairwise distance
     channels: str | None = None         # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.masks)
@@ -108,6 +109,12 @@ class InvertConfig:
         if self.transforms is not None:
             from .transforms import parse_spec
             parse_spec(self.transforms)  # fail early on a bad list
+        if self.chroma_scale is not None:
+            _positive_int("chroma_scale", self.chroma_scale)
+            from .params import CHROMA_PARAMS
+            if self.chroma_scale > 1 and self.param is not None and self.param not in CHROMA_PARAMS:
+                raise ConfigError(f"chroma_scale {self.chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
+                                  f"got param {self.param!r} (leave chroma_scale unset or 1)")
         _positive_float("tv_beta", self.tv_beta)
         if self.alpha is not None:
             _positive_float("alpha", self.alpha)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import AUTO, InvertConfig
+from .params import CHROMA_PARAMS
 from .transforms import parse_spec
 
 
@@ -37,6 +38,7 @@ class LayerDefaults:
     alpha_norm: float
     alpha: float
     transforms: str
+    chroma_scale: int = 1
 
 
 # Ordered by stride; the last row serves every deeper layer (fc included).
@@ -65,6 +67,8 @@ def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
     chosen = {name: getattr(row, name) for name in AUTO if getattr(config, name) is None}
     if config.param == "dip" and config.lr is None:
         chosen["lr"] = DIP_LR  # its parameters are network weights, not image values
+    if "chroma_scale" in chosen and chosen.get("param", config.param) not in CHROMA_PARAMS:
+        chosen["chroma_scale"] = 1  # pixels and dip have no separate colour scale
     return config.replace(**chosen) if chosen else config
 
 

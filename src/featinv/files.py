@@ -29,10 +29,15 @@ from torchvision.transforms.v2 import functional as TF
 
 from .errors import ImageError, did_you_mean
 
-# Photos that ship inside scikit-image (no download needed), usable as ``skimage:NAME``.
+# Photos that ship inside installed packages (no download needed): ``skimage:NAME`` for
+# scikit-image's (``motorcycle`` is the left view of its stereo pair) and ``matplotlib:NAME`` for
+# matplotlib's sample data.
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field",
-                 "immunohistochemistry", "retina", "logo", "coins", "moon", "text")
+                 "immunohistochemistry", "retina", "logo", "coins", "moon", "text", "motorcycle", "brick",
+                 "grass", "gravel", "cell", "clock")
+MATPLOTLIB_IMAGES = {"grace_hopper": "grace_hopper.jpg"}
 SAMPLE_PREFIX = "skimage:"
+MATPLOTLIB_PREFIX = "matplotlib:"
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -55,13 +60,34 @@ def _pixels_01(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def _sample_pixels(name: str) -> np.ndarray:
-    import skimage.data  # imported late: only samples need it
+def sample_name(source: str) -> str | None:
+    """The NAME of a built-in photo (``skimage:NAME``, ``matplotlib:NAME``), None for anything else.
+
+    >>> sample_name("skimage:coffee"), sample_name("matplotlib:grace_hopper"), sample_name("a.png")
+    ('coffee', 'grace_hopper', None)
+    """
+    for prefix in (SAMPLE_PREFIX, MATPLOTLIB_PREFIX):
+        if source.startswith(prefix):
+            return source[len(prefix):]
+    return None
+
+
+def _sample_pixels(source: str) -> np.ndarray:
+    name = sample_name(source)
+    if source.startswith(MATPLOTLIB_PREFIX):
+        if name not in MATPLOTLIB_IMAGES:
+            raise ImageError(f"unknown sample image {source!r}: expected one of "
+                             f"{', '.join(MATPLOTLIB_PREFIX + n for n in MATPLOTLIB_IMAGES)}."
+                             f"{did_you_mean(str(name), MATPLOTLIB_IMAGES)}")
+        import matplotlib.cbook  # imported late: only samples need it
+        with Image.open(matplotlib.cbook.get_sample_data(MATPLOTLIB_IMAGES[name], asfileobj=False)) as img:
+            return _pixels_01(img)
+    import skimage.data
 
     if name not in SAMPLE_IMAGES:
         raise ImageError(f"unknown sample image {SAMPLE_PREFIX}{name!r}: expected one of "
-                         f"{', '.join(SAMPLE_IMAGES)}.{did_you_mean(name, SAMPLE_IMAGES)}")
-    arr = getattr(skimage.data, name)()
+                         f"{', '.join(SAMPLE_IMAGES)}.{did_you_mean(str(name), SAMPLE_IMAGES)}")
+    arr = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
     return _pixels_01(Image.fromarray(arr))
 
 
@@ -155,8 +181,8 @@ def read_image(source: ImageSource, provided: Mapping[str, bytes | torch.Tensor]
     given = (provided or {}).get(source)
     if isinstance(given, torch.Tensor):
         return given
-    if source.startswith(SAMPLE_PREFIX):
-        pixels = _sample_pixels(source[len(SAMPLE_PREFIX):])
+    if sample_name(source) is not None:
+        pixels = _sample_pixels(source)
     elif given is not None:
         with Image.open(io.BytesIO(given)) as img:
             img.load()

@@ -113,7 +113,7 @@ class Inversion:
         self.slots: list[Slot] = []
         for i, c in slot_configs:
             c = self.configs[i].replace(seed=c.seed)
-            param = make_param(c.param, c.size, c.seed, start_image(c, images)).to(self.device)
+            param = make_param(c.param, c.size, c.seed, start_image(c, images), c.chroma_scale).to(self.device)
             self.slots.append(Slot(i, c, param, Transforms(transform_amounts(c), c.seed + 1),
                                    [t.detach().clone() for t in param.parameters()]))
         # which images belong to each trial: read several times a step, fixed for the run

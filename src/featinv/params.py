@@ -84,28 +84,48 @@ def _frequencies(size: int) -> torch.Tensor:
     return (fy * fy + fx * fx).sqrt()
 
 
+def _check_chroma_scale(chroma_scale: int, size: int) -> None:
+    if not isinstance(chroma_scale, int) or isinstance(chroma_scale, bool) or not 1 <= chroma_scale <= size:
+        raise ConfigError(f"chroma_scale must be a whole number of pixels from 1 to the image size "
+                          f"({size}), got {chroma_scale!r}")
+
+
+def _moving(t: torch.Tensor, free: torch.Tensor | None) -> torch.Tensor:
+    """``t`` where ``free`` (a boolean mask broadcast over it), and elsewhere ``t`` held where it
+    is: no gradient reaches those entries, so the optimiser never moves them (Adam's step for a
+    zero gradient is exactly zero)."""
+    return t if free is None else torch.where(free, t, t.detach())
+
+
 class FourierParam(ImageParam):
     """The image's spectrum, scaled by ``1 / f^decay`` (f the radial frequency, at least one
     cycle per image) so that every coefficient moves the image about equally per unit of the
     optimiser's step -- in effect a preconditioner that favours smooth images. Colour is
     decorrelated and squashed by a sigmoid (:func:`decorrelated_to_rgb`).
 
-    ``start`` (``[1, 3, S, S]`` in [0, 1]) is represented exactly; ``noise`` adds small random
-    coefficients so that different seeds start apart.
+    ``start`` (``[1, 3, S, S]`` in [0, 1]) is represented exactly. With ``chroma_scale`` N > 1
+    the two colour channels move only at frequencies up to 1 / (2N) cycles per pixel (colour
+    changes over N pixels or more; brightness at every frequency), as for :class:`PyramidParam`.
     """
 
-    def __init__(self, start: torch.Tensor, decay: float = 1.0) -> None:
+    def __init__(self, start: torch.Tensor, decay: float = 1.0, chroma_scale: int = 1) -> None:
         super().__init__()
         size = start.shape[-1]
-        self.size = size
+        _check_chroma_scale(chroma_scale, size)
+        self.size, self.chroma_scale = size, chroma_scale
         # with the orthonormal transform, a unit step of the mean (DC) coefficient moves every
         # pixel by one unit and a unit step at frequency f moves the image by 1/(S f)^decay as much
         self.register_buffer("scale", size / (size * _frequencies(size).clamp_min(1.0 / size)) ** decay)
         spectrum = torch.fft.rfft2(rgb_to_decorrelated(start), norm="ortho") / self.scale
         self.spectrum = nn.Parameter(torch.view_as_real(spectrum).contiguous())
+        free = None
+        if chroma_scale > 1:  # brightness everywhere; colour below the cut-off frequency
+            low = _frequencies(size) <= 1.0 / (2 * chroma_scale)
+            free = torch.stack([torch.ones_like(low), low, low])[None, ..., None]  # [1, 3, S, S//2+1, 1]
+        self.register_buffer("free", free, persistent=False)  # None: every coefficient moves
 
     def forward(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        spectrum = torch.view_as_complex(_moving(self.spectrum, self.free)) * self.scale
         return decorrelated_to_rgb(torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho"))
 
 
@@ -113,22 +133,36 @@ class PyramidParam(ImageParam):
     """A Laplacian pyramid: one ``[1, 3, s, s]`` tensor per octave (s = S, S/2, ... down to
     ``coarsest``), each upsampled bilinearly to S and added, then decorrelated colour and a
     sigmoid. A coarse value moves a whole block of the image, so the layout settles first.
-    ``start`` goes into the finest level (exactly represented)."""
+    ``start`` goes into the finest level (exactly represented).
 
-    def __init__(self, start: torch.Tensor, coarsest: int = 4) -> None:
+    ``chroma_scale`` N > 1: the two colour channels (of the decorrelated space; the first is
+    brightness) move only in the octaves of side S/N and coarser, so colour changes over N
+    pixels or more while brightness keeps every pixel -- the way the eye, and JPEG, treat colour.
+    A network's blind spots at deep layers are largely fine colour patterns (the rainbow
+    textures of a pixel reconstruction from pool5); this rules them out.
+    """
+
+    def __init__(self, start: torch.Tensor, coarsest: int = 4, chroma_scale: int = 1) -> None:
         super().__init__()
         size = start.shape[-1]
-        self.size = size
+        _check_chroma_scale(chroma_scale, size)
+        self.size, self.chroma_scale = size, chroma_scale
         sizes = [size]
         while sizes[-1] // 2 >= coarsest:
             sizes.append(sizes[-1] // 2)
         finest = rgb_to_decorrelated(start)
         self.levels = nn.ParameterList(
             [nn.Parameter(finest.clone() if s == size else start.new_zeros(1, 3, s, s)) for s in sizes])
+        # the octaves finer than S/N move their brightness channel alone
+        self._colour_held = [s > size // chroma_scale for s in sizes]
+        self.register_buffer("brightness_only", torch.tensor([True, False, False]).view(1, 3, 1, 1),
+                             persistent=False)
 
     def forward(self) -> torch.Tensor:
-        total = self.levels[0]
-        for level in list(self.levels)[1:]:
+        levels = [_moving(level, self.brightness_only if held else None)
+                  for level, held in zip(self.levels, self._colour_held)]
+        total = levels[0]
+        for level in levels[1:]:
             total = total + F.interpolate(level, size=(self.size, self.size), mode="bilinear",
                                           align_corners=False)
         return decorrelated_to_rgb(total)
@@ -206,12 +240,17 @@ def random_start(kind: str, size: int, seed: int) -> torch.Tensor:
     return decorrelated_to_rgb(F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False))
 
 
-def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None) -> ImageParam:
+CHROMA_PARAMS = ("fourier", "pyramid")  # those that can hold colour to a coarser scale (chroma_scale)
+
+
+def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None,
+               chroma_scale: int = 1) -> ImageParam:
     """The parameterisation ``kind`` (see :data:`PARAMS`) of an ``size x size`` image.
 
     ``start`` (``[1, 3, S, S]`` in [0, 1]) is the image to begin from: ``pixel``, ``fourier``
     and ``pyramid`` represent it exactly; without it, they start from :func:`random_start`.
-    ``dip`` always starts from its own seeded network.
+    ``dip`` always starts from its own seeded network. ``chroma_scale`` N > 1 (``fourier``,
+    ``pyramid``): colour changes over N pixels or more, brightness at every pixel.
 
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
     [0.25]
@@ -219,6 +258,9 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
     if kind not in PARAMS:
         raise ConfigError(f"unknown param {kind!r}: expected one of {', '.join(PARAMS)}."
                           f"{did_you_mean(kind, PARAMS)}")
+    if chroma_scale != 1 and kind not in CHROMA_PARAMS:
+        raise ConfigError(f"chroma_scale {chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
+                          f"got param {kind!r} (use chroma_scale 1)")
     if kind == "dip":
         return DIPParam(size, seed)
     if start is None:
@@ -228,8 +270,8 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
     if kind == "pixel":
         return PixelParam(start)
     if kind == "fourier":
-        return FourierParam(start)
-    return PyramidParam(start)
+        return FourierParam(start, chroma_scale=chroma_scale)
+    return PyramidParam(start, chroma_scale=chroma_scale)
 
 
 def fit_error(param: ImageParam, target: torch.Tensor, steps: int = 100, lr: float = 0.05) -> float:

@@ -53,8 +53,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value)
-    if text.startswith(files.SAMPLE_PREFIX):
-        return text[len(files.SAMPLE_PREFIX):]
+    if files.sample_name(text) is not None:
+        return files.sample_name(text)
     return Path(text).stem if "/" in text else text
 
 
