@@ -78,17 +78,21 @@ def main(folder: Path) -> None:
     for grid in grids:
         shutil.copyfile(grid, ROOT / "docs" / "quality" / grid.name)
     photos = sorted({r["photo"] for r in data["rows"]})
-    from featinv.quality import CASES
+    from featinv.quality import CASES, HELD_OUT
+    held = [p for p in photos if p in HELD_OUT]
+    tuned = [p for p in photos if p not in HELD_OUT]
     ran = {f"{r['model']}:{r['layer']}" for r in data["rows"]}
     missing = [c for c in CASES if c not in ran]
     text = [
         "# Quality benchmark",
         "",
-        f"{len(photos)} scikit-image photos ({', '.join(photos)}), {data['size']} px, {data['steps']} steps "
-        "(the paper recipes at their own 350 / 400, the pytorch-cnn-visualizations recipe at its 201). "
-        "Means over the photos; the worst photo's PSNR in brackets. `PSNR 8x` compares both images "
-        "downsampled 8x (layout and colour: what deep layers should keep). `feature error` is the "
-        "normalised squared error at the layer. ms/step is each image's share of a step with the six "
+        f"{len(photos)} photos that ship with scikit-image, matplotlib and scikit-learn: {len(tuned)} that the "
+        f"layer-adaptive defaults were chosen on ({', '.join(tuned)}) and {len(held)} never looked at while "
+        f"choosing them ({', '.join(held) or 'none in this run'}: the held-out columns), {data['size']} px, "
+        f"{data['steps']} steps (the paper recipes at their own 350 / 400, the pytorch-cnn-visualizations "
+        "recipe at its 201). Means over the photos; the worst photo's PSNR in brackets. `PSNR 8x` compares "
+        "both images downsampled 8x (layout and colour: what deep layers should keep). `feature error` is "
+        "the normalised squared error at the layer. ms/step is each image's share of a step with all the "
         "photos in one batch. `(equal time)` rows give a parameterisation as many steps as the default "
         "took seconds. `flat` is the photo's mean colour everywhere: the floor.",
         "",

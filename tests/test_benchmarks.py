@@ -46,7 +46,7 @@ def test_featinv_bench_smoke(tmp_path):
 def test_quality_benchmark_smoke(tmp_path):
     """`featinv bench --quality` at a tiny size: every method's row and field, and the grid (no thresholds)."""
     from conftest import run_cli
-    proc = run_cli("bench", "--quality", "--photos", "astronaut", "coins", "--quality-cases", "vgg16_offline:relu1_2",
+    proc = run_cli("bench", "--quality", "--photos", "astronaut", "clock", "--quality-cases", "vgg16_offline:relu1_2",
                    "--methods", "default", "fourier", "peer", "flat", "mahendran2016", "--quality-size", "32",
                    "--quality-steps", "3", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -54,13 +54,13 @@ def test_quality_benchmark_smoke(tmp_path):
     assert data["size"] == 32 and data["environment"]["torch"]
     rows = [r for r in data["rows"] if not r["equal_time"]]
     assert {(r["method"], r["photo"]) for r in rows} == {(m, p) for m in ("default", "fourier", "peer", "flat",
-                                                                        "mahendran2016") for p in ("astronaut", "coins")}
+                                                                        "mahendran2016") for p in ("astronaut", "clock")}
     for r in rows:
         assert r["psnr"] > 0 and -1 <= r["ssim"] <= 1 and r["psnr_8x"] > 0 and r["feature_error"] >= 0
     assert {r["steps"] for r in rows if r["method"] == "mahendran2016"} == {350}  # the recipe's own count
     assert (tmp_path / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
     table = (tmp_path / "quality.md").read_text()
-    assert "| vgg16_offline | relu1_2 | flat |" in table and "held-out PSNR (worst)" in table  # coins is held out
+    assert "| vgg16_offline | relu1_2 | flat |" in table and "held-out PSNR (worst)" in table  # clock is held out
 
 
 def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):

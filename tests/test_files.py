@@ -22,6 +22,7 @@ def test_built_in_photos_beyond_skimage_s_own_names():
     assert hopper.shape == (3, 600, 512) and (hopper[0] - hopper[2]).abs().mean() > 0.02  # a colour photo
     with pytest.raises(ImageError, match="expected one of matplotlib:grace_hopper. Did you mean 'grace_hopper'"):
         read_image("matplotlib:grace_hoper")
+    assert read_image("sklearn:flower").shape == (3, 427, 640)
 
 
 def test_grey_rgba_palette_and_16_bit_are_converted(tmp_path):

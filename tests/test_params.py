@@ -148,6 +148,26 @@ def test_defaults_follow_the_layer_depth(offline_vgg):
     assert pinned.config.param == "pixel" and pinned.config.tv == 3.0
 
 
+def _fine_colour_share(image: torch.Tensor) -> float:
+    """The share of an image's fine detail (what an 8 x 8 box blur removes) that is colour rather
+    than brightness: the rainbow textures of a deep pixel reconstruction are nearly all colour."""
+    x = image[None]
+    detail = x - torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 8), scale_factor=8)
+    colour = detail - detail.mean(1, keepdim=True)
+    return (colour.square().sum() / detail.square().sum()).item()
+
+
+def test_deep_defaults_hold_colour_to_a_coarse_scale(offline_vgg):
+    """At pool5 the defaults give colour 8-pixel scale and leave brightness every pixel; pixels
+    with the same objective fill with fine colour (the rainbow textures)."""
+    options = dict(image="skimage:coffee", model=offline_vgg, layers="pool5", size=64, steps=40)
+    deep = invert(**options)
+    assert (deep.config.param, deep.config.chroma_scale, deep.config.alpha_norm) == ("pyramid", 8, 0.0)
+    pixels = invert(**options, param="pixel")
+    assert pixels.config.chroma_scale == 1
+    assert _fine_colour_share(deep.image) < 0.3 * _fine_colour_share(pixels.image)
+
+
 def test_restarts_resume_bit_identical_and_are_written(tmp_path):
     options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32, steps=6,
                    restarts=2, param="fourier")

@@ -22,11 +22,12 @@ CONFIG_OPTIONS = {
     "schedule": (str, "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"),
     "optimizer": (str, "adam (default) | sgd | lbfgs"),
     "momentum": (float, "SGD momentum (default 0.9)"),
-    "tv": (str, "total-variation weight (default auto: by the layer's depth; TV is a per-pixel mean)"),
+    "tv": (str, "total-variation weight (default auto: by the layer's depth, 0.5 up to stride 8, 50 deeper; "
+                "TV is a per-pixel mean)"),
     "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
     "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
-    "alpha_norm": (str, "alpha-norm weight (default auto: 0 up to mid layers, a pull to grey at deep ones)"),
-    "alpha": (str, "alpha-norm exponent (default auto: 6, or 2 where the defaults pull to grey)"),
+    "alpha_norm": (str, "alpha-norm weight (default auto: 0; the paper recipes set their own)"),
+    "alpha": (str, "alpha-norm exponent (default auto: 6, the papers'; 2 = a pull towards grey)"),
     "param": (str, "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
                     "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth"),
     "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quality", action="store_true",
                    help="run the quality benchmark instead of the speed one (see QUALITY.md)")
     q.add_argument("--photos", nargs="+", default=None,
-                   help="photos: skimage or matplotlib names, or files (default: the six the defaults were "
+                   help="photos: names of built-in photos (skimage, matplotlib, sklearn) or files (default: six the defaults were "
                         "chosen on and four held out: featinv.quality.PHOTOS)")
     q.add_argument("--quality-cases", nargs="+", default=None, metavar="MODEL:LAYER",
                    help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5")

@@ -50,7 +50,7 @@ class InvertConfig:
     tv: float | None = None             # TV weight (a per-pixel mean; see featinv.objectives); None = by depth
     tv_beta: float = 2.0
     tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
-    alpha_norm: float | None = None     # alpha-norm weight; None = by depth (0 up to mid layers)
+    alpha_norm: float | None = None     # alpha-norm weight; None = by depth (0 at every depth today)
     alpha: float | None = None          # alpha-norm exponent; None = by depth (6, the papers'; 2 = a pull to grey)
     prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
     param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth

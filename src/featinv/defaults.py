@@ -5,8 +5,13 @@ A shallow layer (stride 1-2) keeps nearly every pixel: plain pixels and a light 
 photo. From stride 4 on, pixels keep the starting noise wherever the features do not pin it down
 (flat sky, smooth backgrounds), so the image is parameterised so that smooth images are easy to
 reach. Deep layers (stride 16 and more) keep only parts and layout: there the prior has to carry
-the rest. The table was chosen from the quality benchmark (``benchmarks/quality.py``; numbers in
-QUALITY.md), the way the CVPR 2015 recipe scales its TV weight with depth.
+the rest. What a deep layer does not constrain is mostly fine colour -- left free, it fills with
+the saturated rainbow textures the network is blind to -- so colour is held to 8-pixel scale
+(``chroma_scale``) while brightness keeps every pixel, and a strong TV smooths what is left.
+(The earlier deep row pulled every pixel towards grey instead: the rainbow went, and so did
+every colour and any dark or bright region.) The table was chosen from the quality benchmark
+(``featinv bench --quality``; numbers in QUALITY.md), the way the CVPR 2015 recipe scales its TV
+weight with depth.
 
 Only config values left at ``None`` (the default; ``auto`` in YAML) are filled in, and the filled
 config is what a run folder's ``config.yaml`` records.
@@ -17,6 +22,9 @@ config is what a run folder's ``config.yaml`` records.
 ('pyramid', 0.05, 0.5)
 >>> resolve_defaults(InvertConfig(lr=0.2), stride=4).lr
 0.2
+>>> deep = resolve_defaults(InvertConfig(layers=("pool5",)), stride=32)
+>>> deep.param, deep.chroma_scale, deep.tv, deep.alpha_norm
+('pyramid', 8, 50.0, 0.0)
 """
 from __future__ import annotations
 
@@ -45,7 +53,8 @@ class LayerDefaults:
 TABLE = (
     LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
     LayerDefaults(max_stride=8, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
-    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=5.0, alpha_norm=5.0, alpha=2.0, transforms="none"),
+    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
+                  chroma_scale=8),
 )
 
 

@@ -29,15 +29,16 @@ from torchvision.transforms.v2 import functional as TF
 
 from .errors import ImageError, did_you_mean
 
-# Photos that ship inside installed packages (no download needed): ``skimage:NAME`` for
-# scikit-image's (``motorcycle`` is the left view of its stereo pair) and ``matplotlib:NAME`` for
-# matplotlib's sample data.
+# Photos that ship inside installed packages (no download needed), as ``PACKAGE:NAME``:
+# scikit-image's (``motorcycle`` is the left view of its stereo pair), matplotlib's sample photo
+# and scikit-learn's two (the ``photos`` extra; CC BY 2.0, see sklearn/datasets/images/README.txt).
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field",
                  "immunohistochemistry", "retina", "logo", "coins", "moon", "text", "motorcycle", "brick",
                  "grass", "gravel", "cell", "clock")
-MATPLOTLIB_IMAGES = {"grace_hopper": "grace_hopper.jpg"}
+MATPLOTLIB_IMAGES = ("grace_hopper",)
+SKLEARN_IMAGES = ("china", "flower")
 SAMPLE_PREFIX = "skimage:"
-MATPLOTLIB_PREFIX = "matplotlib:"
+SAMPLES = {SAMPLE_PREFIX: SAMPLE_IMAGES, "matplotlib:": MATPLOTLIB_IMAGES, "sklearn:": SKLEARN_IMAGES}
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -61,34 +62,40 @@ def _pixels_01(img: Image.Image) -> np.ndarray:
 
 
 def sample_name(source: str) -> str | None:
-    """The NAME of a built-in photo (``skimage:NAME``, ``matplotlib:NAME``), None for anything else.
+    """The NAME of a built-in photo (``skimage:NAME``, ``matplotlib:NAME``, ``sklearn:NAME``),
+    None for anything else.
 
     >>> sample_name("skimage:coffee"), sample_name("matplotlib:grace_hopper"), sample_name("a.png")
     ('coffee', 'grace_hopper', None)
     """
-    for prefix in (SAMPLE_PREFIX, MATPLOTLIB_PREFIX):
-        if source.startswith(prefix):
-            return source[len(prefix):]
-    return None
+    prefix = next((p for p in SAMPLES if source.startswith(p)), None)
+    return source[len(prefix):] if prefix else None
+
+
+def _sample_array(prefix: str, name: str) -> np.ndarray:
+    """A built-in photo as the package gives it (packages imported late: only samples need them)."""
+    if prefix == "matplotlib:":
+        import matplotlib.cbook
+        with Image.open(matplotlib.cbook.get_sample_data(f"{name}.jpg", asfileobj=False)) as img:
+            return np.asarray(img.convert("RGB"))
+    if prefix == "sklearn:":
+        try:
+            from sklearn.datasets import load_sample_image
+        except ImportError:
+            raise ImageError(f"sklearn:{name} ships with scikit-learn: pip install 'featinv[photos]' "
+                             f"(or scikit-learn)") from None
+        return load_sample_image(f"{name}.jpg")
+    import skimage.data
+    return skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
 
 
 def _sample_pixels(source: str) -> np.ndarray:
-    name = sample_name(source)
-    if source.startswith(MATPLOTLIB_PREFIX):
-        if name not in MATPLOTLIB_IMAGES:
-            raise ImageError(f"unknown sample image {source!r}: expected one of "
-                             f"{', '.join(MATPLOTLIB_PREFIX + n for n in MATPLOTLIB_IMAGES)}."
-                             f"{did_you_mean(str(name), MATPLOTLIB_IMAGES)}")
-        import matplotlib.cbook  # imported late: only samples need it
-        with Image.open(matplotlib.cbook.get_sample_data(MATPLOTLIB_IMAGES[name], asfileobj=False)) as img:
-            return _pixels_01(img)
-    import skimage.data
-
-    if name not in SAMPLE_IMAGES:
-        raise ImageError(f"unknown sample image {SAMPLE_PREFIX}{name!r}: expected one of "
-                         f"{', '.join(SAMPLE_IMAGES)}.{did_you_mean(str(name), SAMPLE_IMAGES)}")
-    arr = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
-    return _pixels_01(Image.fromarray(arr))
+    prefix = next(p for p in SAMPLES if source.startswith(p))
+    name, names = source[len(prefix):], SAMPLES[prefix]
+    if name not in names:
+        raise ImageError(f"unknown sample image {source!r}: expected one of "
+                         f"{', '.join(prefix + n for n in names)}.{did_you_mean(name, names)}")
+    return _pixels_01(Image.fromarray(_sample_array(prefix, name)))
 
 
 def safe_name(text: str, keep: str = "-_=+.,", limit: int = 150) -> str:

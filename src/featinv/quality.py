@@ -35,7 +35,7 @@ from .params import PARAMS
 # The photos the layer-adaptive defaults were chosen on, and photos never looked at while choosing
 # them: the table reports the second group on its own, so a default tuned to its photos shows.
 TUNED = ("astronaut", "coffee", "rocket", "chelsea", "immunohistochemistry", "camera")
-HELD_OUT = ("retina", "coins", "moon", "brick")
+HELD_OUT = ("china", "flower", "brick", "clock")
 PHOTOS = TUNED + HELD_OUT
 CASES = ("vgg16_offline:conv1_2", "vgg16_offline:relu3_3", "vgg16_offline:relu4_3", "vgg16_offline:pool5",
          "efficientnet_lite0_offline:stage2", "efficientnet_lite0_offline:stage5")
@@ -105,10 +105,8 @@ def photo_source(photo: str) -> str:
     >>> photo_source("coins"), photo_source("grace_hopper"), photo_source("my/photo.png")
     ('skimage:coins', 'matplotlib:grace_hopper', 'my/photo.png')
     """
-    from .files import MATPLOTLIB_IMAGES, MATPLOTLIB_PREFIX, SAMPLE_IMAGES, SAMPLE_PREFIX
-    if photo in MATPLOTLIB_IMAGES:
-        return MATPLOTLIB_PREFIX + photo
-    return SAMPLE_PREFIX + photo if photo in SAMPLE_IMAGES else photo
+    from .files import SAMPLES
+    return next((prefix + photo for prefix, names in SAMPLES.items() if photo in names), photo)
 
 
 def _config(photo: str, model: str, layer: str, method: str, size: int, steps: int) -> dict[str, Any]:
