@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ("featinv bench --quality --quality-cases vgg16_offline:relu3_3 vgg16_offline:pool5 "
-           "vgg16_offline:conv1_2 efficientnet_lite0_offline:stage2 efficientnet_lite0_offline:stage5 "
+COMMAND = ("featinv bench --quality --quality-cases vgg16_offline:pool5 vgg16_offline:relu3_3 "
+           "efficientnet_lite0_offline:stage5 efficientnet_lite0_offline:stage2 vgg16_offline:conv1_2 "
            "vgg16_offline:relu4_3 --methods flat default pixel fourier pyramid peer mahendran2016 "
            "mahendran2015 dip --out runs/quality")
 
