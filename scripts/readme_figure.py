@@ -23,12 +23,12 @@ LAYERS = ("relu1_2", "relu3_3", "relu4_3", "pool5")
 
 
 def main(out: Path) -> None:
-    models = {("vgg16_offline", None): load_model("vgg16_offline")}
+    model = load_model("vgg16_offline")
     by_layer = {}
     for layer in LAYERS:  # the photos of one layer run as one batch
         configs = [from_dict({"image": photo, "layers": layer, "size": 128, "steps": 200, "snapshot_every": 0})
                    for photo in PHOTOS]
-        by_layer[layer] = Inversion(configs, models[("vgg16_offline", None)]).run_all()
+        by_layer[layer] = Inversion(configs, model).run_all()
     cell, label = 128, 20
     sheet = Image.new("RGB", (cell * (len(LAYERS) + 1), (cell + label) * len(PHOTOS)), "white")
     draw = ImageDraw.Draw(sheet)
