@@ -97,6 +97,19 @@ def test_cli_study_and_report(tmp_path):
     assert proc.returncode == 2 and "nothing to report" in proc.stderr
 
 
+@pytest.mark.parametrize("option", ["--size", "--steps"])
+def test_a_study_refuses_a_size_or_step_count_of_zero_before_it_starts(option, tmp_path):
+    from conftest import run_cli
+    from featinv.errors import ConfigError
+    from featinv.study import seed_specs
+    with pytest.raises(ConfigError, match=option.lstrip("-")):
+        seed_specs(fast=True, **{option.lstrip("-"): 0})
+    proc = run_cli("study", "seed", "--fast", option, "0", "--out", str(tmp_path / "study"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert option.lstrip("-") in proc.stderr and "got 0" in proc.stderr
+    assert not (tmp_path / "study").exists()  # refused before anything was written
+
+
 def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
     trials = expand({"base": {**BASE, "param": "pixel", "tv": 0, "momentum": 0},
                      "zip": {"layers": ["res2", "no_such_layer", "res2"], "lr": [0.05, 0.05, 1e30],

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
+from .errors import ConfigError
 from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
 from .results import FINISHED
 
@@ -51,7 +52,11 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
     >>> seed_specs(fast=True, steps=10)["q2_total_variation"]["base"]["steps"]
     10
     """
-    size, steps = size or (64 if fast else 128), steps or (60 if fast else 200)
+    for name, value in (("size", size), ("steps", steps)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    size = size if size is not None else (64 if fast else 128)
+    steps = steps if steps is not None else (60 if fast else 200)
     model = model or "vgg16_offline"
     base = {"image": image, "model": model, "size": size, "steps": steps, "snapshot_every": max(steps // 10, 1)}
     if weights:
