@@ -104,8 +104,11 @@ class InvertConfig:
                     object.__setattr__(self, name, str(value))
                 check(getattr(self, name))
         if self.param is not None:
-            from .params import PARAMS
+            from .params import PARAMS, STARTS_WITHOUT_IMAGE
             _choice("param", self.param, PARAMS)
+            if self.param == "dip" and self.init not in STARTS_WITHOUT_IMAGE:
+                raise ConfigError(f"init {self.init!r} needs param pixel, fourier or pyramid, got param 'dip' "
+                                  f"(it starts from its own seeded network; leave init at noise)")
         if self.transforms is not None:
             from .transforms import parse_spec
             parse_spec(self.transforms)  # fail early on a bad list

@@ -5,13 +5,15 @@ A shallow layer (stride 1-2) keeps nearly every pixel: plain pixels and a light 
 photo. From stride 4 on, pixels keep the starting noise wherever the features do not pin it down
 (flat sky, smooth backgrounds), so the image is parameterised so that smooth images are easy to
 reach. Deep layers (stride 16 and more) keep only parts and layout: there the prior has to carry
-the rest. What a deep layer does not constrain is mostly fine colour -- left free, it fills with
-the saturated rainbow textures the network is blind to -- so colour is held to 8-pixel scale
-(``chroma_scale``) while brightness keeps every pixel, and a strong TV smooths what is left.
-(The earlier deep row pulled every pixel towards grey instead: the rainbow went, and so did
-every colour and any dark or bright region.) The table was chosen from the quality benchmark
-(``featinv bench --quality``; numbers in QUALITY.md), the way the CVPR 2015 recipe scales its TV
-weight with depth.
+the rest, and the strongest prior measured is the Deep Image Prior (``dip``: an untrained
+convolutional network draws the image), with a strong TV. Left free, what a deep layer does not
+constrain -- mostly fine colour -- fills with the saturated rainbow textures the network is blind
+to; dip does not draw them. It costs a fixed ~0.09 s a step per 128 px image on a 2-core CPU
+(1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param: pyramid`` is the faster deep
+choice, with colour held to an 8-pixel scale (``chroma_scale``). A run that starts from an
+image (``init`` grey or a file) gets that pyramid too: dip starts from its own seeded network,
+not from an image. The table was chosen from the quality benchmark (``featinv bench --quality``;
+numbers in QUALITY.md), the way the CVPR 2015 recipe scales its TV weight with depth.
 
 Only config values left at ``None`` (the default; ``auto`` in YAML) are filled in, and the filled
 config is what a run folder's ``config.yaml`` records.
@@ -23,21 +25,27 @@ config is what a run folder's ``config.yaml`` records.
 >>> resolve_defaults(InvertConfig(lr=0.2), stride=4).lr
 0.2
 >>> deep = resolve_defaults(InvertConfig(layers=("pool5",)), stride=32)
->>> deep.param, deep.chroma_scale, deep.tv, deep.alpha_norm
-('pyramid', 8, 50.0, 0.0)
+>>> deep.param, deep.lr, deep.tv, deep.chroma_scale
+('dip', 0.01, 50.0, 1)
+>>> from_image = resolve_defaults(InvertConfig(layers=("pool5",), init="grey"), stride=32)
+>>> from_image.param, from_image.lr, from_image.chroma_scale
+('pyramid', 0.05, 8)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .config import AUTO, InvertConfig
-from .params import CHROMA_PARAMS
+from .params import CHROMA_PARAMS, STARTS_WITHOUT_IMAGE
 from .transforms import parse_spec
 
 
 @dataclass(frozen=True)
 class LayerDefaults:
-    """The defaults for layers up to ``max_stride``."""
+    """The defaults for layers up to ``max_stride``. ``lr`` and ``chroma_scale`` are those of
+    the image parameterisations (pixel, fourier, pyramid), whichever is chosen; ``dip``, whose
+    parameters are network weights, always gets :data:`DIP_LR` and colour at every pixel.
+    ``from_image`` replaces ``param`` when the run starts from an image and ``param`` cannot."""
 
     max_stride: int
     param: str
@@ -47,14 +55,15 @@ class LayerDefaults:
     alpha: float
     transforms: str
     chroma_scale: int = 1
+    from_image: str | None = None
 
 
 # Ordered by stride; the last row serves every deeper layer (fc included).
 TABLE = (
     LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
     LayerDefaults(max_stride=8, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
-    LayerDefaults(max_stride=10**9, param="pyramid", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
-                  chroma_scale=8),
+    LayerDefaults(max_stride=10**9, param="dip", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
+                  chroma_scale=8, from_image="pyramid"),
 )
 
 
@@ -65,7 +74,7 @@ def layer_defaults(stride: int) -> LayerDefaults:
     """The row of :data:`TABLE` for a layer of this stride.
 
     >>> layer_defaults(1).param, layer_defaults(32).param
-    ('pixel', 'pyramid')
+    ('pixel', 'dip')
     """
     return next(row for row in TABLE if stride <= row.max_stride)
 
@@ -74,7 +83,9 @@ def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
     """``config`` with every value left at None filled in for a layer of ``stride``."""
     row = layer_defaults(stride)
     chosen = {name: getattr(row, name) for name in AUTO if getattr(config, name) is None}
-    if config.param == "dip" and config.lr is None:
+    if "param" in chosen and config.init not in STARTS_WITHOUT_IMAGE and row.from_image:
+        chosen["param"] = row.from_image
+    if chosen.get("param", config.param) == "dip" and config.lr is None:
         chosen["lr"] = DIP_LR  # its parameters are network weights, not image values
     if "chroma_scale" in chosen and chosen.get("param", config.param) not in CHROMA_PARAMS:
         chosen["chroma_scale"] = 1  # pixels and dip have no separate colour scale

@@ -241,6 +241,7 @@ def random_start(kind: str, size: int, seed: int) -> torch.Tensor:
 
 
 CHROMA_PARAMS = ("fourier", "pyramid")  # those that can hold colour to a coarser scale (chroma_scale)
+STARTS_WITHOUT_IMAGE = ("noise",)  # the inits that dip (which draws its own start) can honour
 
 
 def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None,
@@ -249,7 +250,7 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
 
     ``start`` (``[1, 3, S, S]`` in [0, 1]) is the image to begin from: ``pixel``, ``fourier``
     and ``pyramid`` represent it exactly; without it, they start from :func:`random_start`.
-    ``dip`` always starts from its own seeded network. ``chroma_scale`` N > 1 (``fourier``,
+    ``dip`` starts from its own seeded network and takes no ``start``. ``chroma_scale`` N > 1 (``fourier``,
     ``pyramid``): colour changes over N pixels or more, brightness at every pixel.
 
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
@@ -262,6 +263,8 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
         raise ConfigError(f"chroma_scale {chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
                           f"got param {kind!r} (use chroma_scale 1)")
     if kind == "dip":
+        if start is not None:
+            raise ValueError("dip draws its own start: it cannot begin from a given image")
         return DIPParam(size, seed)
     if start is None:
         start = random_start(kind, size, seed)
