@@ -82,7 +82,8 @@ def test_chroma_scale_is_checked_and_left_to_the_layer():
         make_param("pyramid", 16, chroma_scale=32)
     from featinv.defaults import resolve_defaults
     assert resolve_defaults(InvertConfig(param="pixel"), stride=32).chroma_scale == 1
-    assert resolve_defaults(InvertConfig(chroma_scale=2), stride=32).chroma_scale == 2
+    asked = resolve_defaults(InvertConfig(chroma_scale=2), stride=32)  # dip has no colour scale: the pyramid
+    assert (asked.param, asked.chroma_scale) == ("pyramid", 2)
 
 
 @pytest.mark.parametrize("kind,chroma_scale", [(k, 1) for k in PARAMS] + [("pyramid", 4), ("fourier", 4)])

@@ -11,8 +11,8 @@ constrain -- mostly fine colour -- fills with the saturated rainbow textures the
 to; dip does not draw them. It costs a fixed ~0.09 s a step per 128 px image on a 2-core CPU
 (1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param: pyramid`` is the faster deep
 choice, with colour held to an 8-pixel scale (``chroma_scale``). A run that starts from an
-image (``init`` grey or a file) gets that pyramid too: dip starts from its own seeded network,
-not from an image. The table was chosen from the quality benchmark (``featinv bench --quality``;
+image (``init`` grey or a file) or asks for a ``chroma_scale`` gets that pyramid too: dip starts
+from its own seeded network, not from an image, and has no separate colour scale. The table was chosen from the quality benchmark (``featinv bench --quality``;
 numbers in QUALITY.md), the way the CVPR 2015 recipe scales its TV weight with depth.
 
 Only config values left at ``None`` (the default; ``auto`` in YAML) are filled in, and the filled
@@ -45,7 +45,8 @@ class LayerDefaults:
     """The defaults for layers up to ``max_stride``. ``lr`` and ``chroma_scale`` are those of
     the image parameterisations (pixel, fourier, pyramid), whichever is chosen; ``dip``, whose
     parameters are network weights, always gets :data:`DIP_LR` and colour at every pixel.
-    ``from_image`` replaces ``param`` when the run starts from an image and ``param`` cannot."""
+    ``instead_of_dip`` replaces a ``dip`` default when the run asks for what dip cannot do: start
+    from an image (``init``) or hold colour to a scale (``chroma_scale`` > 1)."""
 
     max_stride: int
     param: str
@@ -55,7 +56,7 @@ class LayerDefaults:
     alpha: float
     transforms: str
     chroma_scale: int = 1
-    from_image: str | None = None
+    instead_of_dip: str | None = None
 
 
 # Ordered by stride; the last row serves every deeper layer (fc included).
@@ -63,7 +64,7 @@ TABLE = (
     LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
     LayerDefaults(max_stride=8, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
     LayerDefaults(max_stride=10**9, param="dip", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
-                  chroma_scale=8, from_image="pyramid"),
+                  chroma_scale=8, instead_of_dip="pyramid"),
 )
 
 
@@ -83,8 +84,9 @@ def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
     """``config`` with every value left at None filled in for a layer of ``stride``."""
     row = layer_defaults(stride)
     chosen = {name: getattr(row, name) for name in AUTO if getattr(config, name) is None}
-    if "param" in chosen and config.init not in STARTS_WITHOUT_IMAGE and row.from_image:
-        chosen["param"] = row.from_image
+    beyond_dip = config.init not in STARTS_WITHOUT_IMAGE or (config.chroma_scale or 1) > 1
+    if chosen.get("param") == "dip" and beyond_dip and row.instead_of_dip:
+        chosen["param"] = row.instead_of_dip
     if chosen.get("param", config.param) == "dip" and config.lr is None:
         chosen["lr"] = DIP_LR  # its parameters are network weights, not image values
     if "chroma_scale" in chosen and chosen.get("param", config.param) not in CHROMA_PARAMS:
