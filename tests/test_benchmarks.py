@@ -33,8 +33,6 @@ def test_featinv_bench_smoke(tmp_path):
             assert r[key] > 0, key
         assert r["compile"] is None and r["compile_s"] == 0  # eager unless --compile
         assert r["featinv_ops"] > r["floor_ops"] > 0  # the step adds loss, priors and the update
-        # the full step does strictly more work than the floor; allow for timer noise
-        assert r["featinv_s"] > 0.5 * r["floor_s"]
     (b,) = data["batched"]
     assert (b["model"], b["layer"], b["trials"]) == ("resnet18", "res1", 8)
     for key in ("sequential_s_per_trial_step", "batched_s_per_trial_step", "batched_speedup",
