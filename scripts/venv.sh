@@ -16,6 +16,13 @@ print(hashlib.sha256(json.dumps(deps, sort_keys=True).encode()).hexdigest()[:12]
 PY
 )
 venv=${FEATINV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/featinv/venv-$key}
+# One call at a time per venv: two at once (`make demo` beside `make test`) raced in pip's
+# editable reinstall and one failed ("No such file or directory: .../bin/featinv").
+mkdir -p "$(dirname "$venv")"
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$venv.lock"
+    flock 9
+fi
 if [ ! -f "$venv/.complete" ]; then
     echo "featinv: building the environment in $venv (first time only, a few minutes)" >&2
     # An unfinished build (no .complete marker) is thrown away and started again.
