@@ -17,8 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ("featinv bench --quality --quality-cases vgg16_offline:pool5 vgg16_offline:relu3_3 "
            "efficientnet_lite0_offline:stage5 efficientnet_lite0_offline:stage2 vgg16_offline:conv1_2 "
-           "vgg16_offline:relu4_3 --methods flat default pixel fourier pyramid peer mahendran2016 "
-           "mahendran2015 dip --out runs/quality")
+           "--methods flat default pixel fourier pyramid peer mahendran2016 mahendran2015 dip --out runs/quality")
 
 
 def _rows(data: dict, layer: str, method: str, equal_time: bool = False) -> list[dict]:
@@ -102,7 +101,7 @@ def main(folder: Path) -> None:
         "",
         f"Command: `{COMMAND}`, then `python benchmarks/quality_report.py runs/quality`.",
         "",
-        *([f"Not in this run (it was stopped before them): {', '.join(missing)}.", ""] if missing else []),
+        *([f"Not in this run (the notes below say why): {', '.join(missing)}.", ""] if missing else []),
         *([(folder / "notes.md").read_text().strip(), ""] if (folder / "notes.md").is_file() else []),
         "## The natural pre-images issue's targets",
         "",
