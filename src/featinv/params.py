@@ -250,8 +250,8 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
 
     ``start`` (``[1, 3, S, S]`` in [0, 1]) is the image to begin from: ``pixel``, ``fourier``
     and ``pyramid`` represent it exactly; without it, they start from :func:`random_start`.
-    ``dip`` starts from its own seeded network and takes no ``start``. ``chroma_scale`` N > 1 (``fourier``,
-    ``pyramid``): colour changes over N pixels or more, brightness at every pixel.
+    ``dip`` starts from its own seeded network and takes no ``start``. ``chroma_scale`` N > 1
+    (``fourier``, ``pyramid``): colour changes over N pixels or more, brightness at every pixel.
 
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
     [0.25]
