@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .errors import ConfigError
+from .config import _positive_int
 from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
 from .results import FINISHED
 
@@ -53,8 +53,8 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
     10
     """
     for name, value in (("size", size), ("steps", steps)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if value is not None:
+            _positive_int(name, value)  # 0 is not "the default": refused like a config's size
     size = size if size is not None else (64 if fast else 128)
     steps = steps if steps is not None else (60 if fast else 200)
     model = model or "vgg16_offline"
