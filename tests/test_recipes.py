@@ -15,6 +15,7 @@ def test_ijcv_recipe_values_follow_the_sources(offline_vgg):
     assert values["schedule"] == "piecewise:300x1,50x0.1" and values["steps"] == 350
     assert values["jitter"] == 1 and values["jitter_off_last"] == 50  # relu3_3 has stride 4: round(4/4)
     assert values["optimizer"] == "adam"  # stands in for the AdaGrad-like step (see the module doc)
+    assert values["momentum_reset"]  # Adam starts afresh when the jitter stops (see recipe_values)
     assert "nnpreimage" in header and "get_defaults.m" in header
     deep, _ = recipe_values("mahendran2016", offline_vgg.module, ["pool5"], 128)
     assert deep["jitter"] == 8  # stride 32
