@@ -1,11 +1,18 @@
-"""Write QUALITY.md from a `featinv bench --quality` folder: machine, versions, date, command,
-the issue's targets checked against the numbers, the table and the image grids.
+"""Write QUALITY.md from one or more `featinv bench --quality` runs: machine, versions, date,
+command, the issue's targets checked against the numbers, the table and the image grids.
 
-    featinv bench --quality --out runs/quality          # the benchmark (about an hour on 2 CPU cores)
+    featinv bench --quality --out runs/quality          # the benchmark (several hours on 2 CPU cores)
     python benchmarks/quality_report.py runs/quality     # -> QUALITY.md, docs/quality/*.png
 
-An interrupted benchmark resumes case by case when run again with the same --out. A ``notes.md``
-in the folder (how the run went: a resumed case, a busy machine) goes under the header.
+An interrupted benchmark resumes case by case when run again with the same --out. The whole
+list does not fit one session on two cores, so a report can merge runs: each RUN is a folder
+with ``quality.json`` or such a file, and a later run's rows replace an earlier one's for the
+same photo, case, method and equal-time flag (rows it lacks are kept). A case's grid comes from
+the last run that ran the case's ``default``. Keep each run's ``quality.json`` under
+``benchmarks/results/quality/`` (``runs/`` is not kept): that is what a later merge starts from.
+A ``notes.md`` beside a run's json (how the run went) goes under the header.
+
+    python benchmarks/quality_report.py benchmarks/results/quality/a.json runs/quality-relu4_3
 """
 from __future__ import annotations
 
@@ -15,9 +22,50 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ("featinv bench --quality --quality-cases vgg16_offline:pool5 vgg16_offline:relu3_3 "
-           "efficientnet_lite0_offline:stage5 efficientnet_lite0_offline:stage2 vgg16_offline:conv1_2 "
-           "--methods flat default pixel fourier pyramid peer mahendran2016 mahendran2015 dip --out runs/quality")
+COMMAND = "featinv bench --quality --out runs/quality"  # every case and method (featinv.quality)
+
+
+def _key(row: dict) -> tuple:
+    return row["photo"], row["model"], row["layer"], row["method"], row["equal_time"]
+
+
+def load_run(path: Path) -> dict:
+    """A run's ``quality.json`` (``path`` is the file or its folder), with ``folder`` and ``notes`` added."""
+    file = path / "quality.json" if path.is_dir() else path
+    data = json.loads(file.read_text())
+    notes = file.with_name("notes.md") if file.name == "quality.json" else file.with_suffix(".notes.md")
+    name = str(file.parent if file.name == "quality.json" else file)
+    return {**data, "folder": file.parent, "name": name, "notes": notes.read_text().strip() if notes.is_file() else ""}
+
+
+def merge(runs: list[dict]) -> dict:
+    """One run of every row, later runs replacing earlier ones' rows with the same key; refuses
+    runs at another size or step count. ``sources`` says which cases and methods each run gave.
+
+    >>> row = dict(photo="clock", model="m", layer="l", method="flat", equal_time=False, psnr=1.0)
+    >>> a = dict(size=128, steps=200, environment={}, rows=[row, {**row, "method": "pixel"}])
+    >>> b = dict(size=128, steps=200, environment={}, rows=[{**row, "psnr": 2.0}])
+    >>> [(r["method"], r["psnr"]) for r in merge([a, b])["rows"]]
+    [('flat', 2.0), ('pixel', 1.0)]
+    """
+    first = runs[0]
+    for run in runs[1:]:
+        if (run["size"], run["steps"]) != (first["size"], first["steps"]):
+            raise SystemExit(f"runs at {run['size']} px / {run['steps']} steps and {first['size']} px / "
+                             f"{first['steps']} steps cannot share a table")
+    rows: dict[tuple, dict] = {}
+    for run in runs:
+        rows.update({_key(r): r for r in run["rows"]})
+    sources = []
+    for run in runs:
+        gave: dict[str, dict[str, None]] = {}  # case -> its methods this run's rows still give
+        for r in run["rows"]:
+            if rows[_key(r)] is r:
+                method = r["method"] + (" (equal time)" if r["equal_time"] else "")
+                gave.setdefault(f"{r['model']}:{r['layer']}", {})[method] = None
+        sources.append({"run": run, "gave": [f"{case} ({', '.join(m)})" for case, m in gave.items()]})
+    return {"size": first["size"], "steps": first["steps"], "rows": list(rows.values()),
+            "environment": runs[-1]["environment"], "sources": sources}
 
 
 def _rows(data: dict, layer: str, method: str, equal_time: bool = False) -> list[dict]:
@@ -69,19 +117,52 @@ def targets(data: dict) -> list[str]:
     return lines
 
 
-def main(folder: Path) -> None:
-    data = json.loads((folder / "quality.json").read_text())
-    env = data["environment"]
-    grids = sorted(folder.glob("grid_*.png"))
-    (ROOT / "docs" / "quality").mkdir(parents=True, exist_ok=True)
-    for grid in grids:
-        shutil.copyfile(grid, ROOT / "docs" / "quality" / grid.name)
+def _copy_grids(runs: list[dict], rows: list[dict], into: Path) -> list[Path]:
+    """Each case's grid from the last run that ran its default, copied ``into``; the grids of
+    the cases in ``rows`` that are there."""
+    chosen: dict[str, Path] = {}
+    for run in runs:
+        for r in run["rows"]:
+            grid = run["folder"] / f"grid_{r['model']}_{r['layer']}.png"
+            if r["method"] == "default" and grid.is_file():
+                chosen[grid.name] = grid
+    into.mkdir(parents=True, exist_ok=True)
+    for name, grid in chosen.items():
+        shutil.copyfile(grid, into / name)
+    names = dict.fromkeys(f"grid_{r['model']}_{r['layer']}.png" for r in rows)
+    return sorted(into / n for n in names if (into / n).is_file())
+
+
+def _machine(env: dict) -> str:
+    return (f"{env.get('processor')}, {env.get('threads')} threads, device {env.get('device')}; "
+            f"Python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}; "
+            f"{env.get('date')}")
+
+
+def main(paths: list[Path], root: Path = ROOT) -> None:
+    """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs."""
+    from featinv.quality import CASES, HELD_OUT, from_json, table
+
+    runs = [load_run(p) for p in paths]
+    data = merge(runs)
+    grids = _copy_grids(runs, data["rows"], root / "docs" / "quality")
     photos = sorted({r["photo"] for r in data["rows"]})
-    from featinv.quality import CASES, HELD_OUT
     held = [p for p in photos if p in HELD_OUT]
     tuned = [p for p in photos if p not in HELD_OUT]
     ran = {f"{r['model']}:{r['layer']}" for r in data["rows"]}
     missing = [c for c in CASES if c not in ran]
+    if len(runs) == 1:
+        origin = [f"Machine: {_machine(data['environment'])}.", "",
+                  f"Command: `{COMMAND}` (or some of its cases and methods), then "
+                  f"`python benchmarks/quality_report.py {paths[0]}`."]
+    else:
+        origin = [f"Merged from {len(runs)} runs (`python benchmarks/quality_report.py "
+                  f"{' '.join(str(p) for p in paths)}`; a later run's rows replace an earlier one's):", ""]
+        origin += [f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): "
+                   f"{'; '.join(s['gave']) or 'nothing kept'}" for s in data["sources"]]
+        origin += ["", f"Each run is `featinv bench --quality --quality-size {data['size']} --quality-steps "
+                   f"{data['steps']}` with its cases and methods; the full list is `{COMMAND}`."]
+    notes = [s["run"]["notes"] for s in data["sources"] if s["run"]["notes"]]
     text = [
         "# Quality benchmark",
         "",
@@ -95,30 +176,26 @@ def main(folder: Path) -> None:
         "photos in one batch. `(equal time)` rows give a parameterisation as many steps as the default "
         "took seconds. `flat` is the photo's mean colour everywhere: the floor.",
         "",
-        f"Machine: {env.get('processor')}, {env.get('threads')} threads, device {env.get('device')}; "
-        f"Python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}; "
-        f"{env.get('date')}.",
+        *origin,
         "",
-        f"Command: `{COMMAND}`, then `python benchmarks/quality_report.py runs/quality`.",
-        "",
-        *([f"Not in this run (the notes below say why): {', '.join(missing)}.", ""] if missing else []),
-        *([(folder / "notes.md").read_text().strip(), ""] if (folder / "notes.md").is_file() else []),
+        *([f"Not measured (the notes below say why): {', '.join(missing)}.", ""] if missing else []),
+        *[n + "\n" for n in notes],
         "## The natural pre-images issue's targets",
         "",
         *targets(data),
         "",
         "## Table",
         "",
-        (folder / "quality.md").read_text().strip(),
+        table(from_json(data["rows"])),
         "",
         "## Grids (rows: target, then each method; columns: the photos)",
         "",
         *[f"![{g.stem}](docs/quality/{g.name})" for g in grids],
         "",
     ]
-    (ROOT / "QUALITY.md").write_text("\n".join(text))
+    (root / "QUALITY.md").write_text("\n".join(text))
     print("\n".join(targets(data)))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "runs" / "quality")
+    main([Path(a) for a in sys.argv[1:]] or [ROOT / "runs" / "quality"])

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
@@ -79,3 +80,41 @@ def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):
     assert refused.returncode == 2 and "choose another --out" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert json.loads((tmp_path / "quality.json").read_text())["rows"] == rows
+
+
+def _quality_report_module():
+    import importlib.util
+    path = ROOT / "benchmarks" / "quality_report.py"
+    spec = importlib.util.spec_from_file_location("quality_report", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_report_merges_runs_later_rows_first(tmp_path):
+    """QUALITY.md from two runs: the later run's rows replace the earlier one's for the same key,
+    the rows it lacks are kept, the grid comes from the run that ran the default, and each
+    run's notes and machine are named; runs at another size are refused."""
+    from featinv import quality
+    report = _quality_report_module()
+    rows = quality.run_benchmark(["astronaut"], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
+                                 equal_time=False, grid_dir=tmp_path / "a", progress=lambda line: None)
+    env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-02 05:00"}
+    earlier = {"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)}
+    (tmp_path / "a" / "quality.json").write_text(json.dumps(earlier))
+    later = {**earlier, "environment": {**env, "date": "2026-12-03 06:00"},
+             "rows": [{**r, "psnr": 99.0} for r in earlier["rows"] if r["method"] == "default"]}
+    (tmp_path / "b.json").write_text(json.dumps(later))
+    (tmp_path / "b.notes.md").write_text("The default re-ran.")
+    report.main([tmp_path / "a", tmp_path / "b.json"], root=tmp_path / "out")
+    text = (tmp_path / "out" / "QUALITY.md").read_text()
+    flat = next(r for r in rows if r.method == "flat")
+    assert "| vgg16_offline | relu1_2 | default (pixel) | 2 | 99.00 (99.00) |" in text
+    assert f"| vgg16_offline | relu1_2 | flat | 0 | {flat.psnr:.2f} ({flat.psnr:.2f}) |" in text
+    assert "Merged from 2 runs" in text and "b.json` (" in text
+    assert "2026-12-03 06:00): vgg16_offline:relu1_2 (default)" in text
+    assert "The default re-ran." in text
+    assert (tmp_path / "out" / "docs" / "quality" / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
+    (tmp_path / "c.json").write_text(json.dumps({**later, "size": 64}))
+    with pytest.raises(SystemExit, match="cannot share a table"):
+        report.main([tmp_path / "a", tmp_path / "c.json"], root=tmp_path / "out")
