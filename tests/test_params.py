@@ -149,18 +149,17 @@ def test_defaults_follow_the_layer_depth(offline_vgg):
     assert pinned.config.param == "pixel" and pinned.config.tv == 3.0
 
 
-def _fine_colour_share(image: torch.Tensor) -> float:
-    """The share of an image's fine detail (what an 8 x 8 box blur removes) that is colour rather
-    than brightness: the rainbow textures of a deep pixel reconstruction are nearly all colour."""
+def _pixel_scale_colour(image: torch.Tensor) -> float:
+    """Mean square of an image's colour detail at the pixel scale (what a 2 x 2 box blur removes,
+    less its brightness): where the rainbow textures of a deep pixel reconstruction live."""
     x = image[None]
-    detail = x - torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 8), scale_factor=8)
-    colour = detail - detail.mean(1, keepdim=True)
-    return (colour.square().sum() / detail.square().sum()).item()
+    detail = x - torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 2), scale_factor=2)
+    return (detail - detail.mean(1, keepdim=True)).square().mean().item()
 
 
 def test_deep_defaults_draw_with_the_deep_image_prior_not_rainbow_textures(offline_vgg):
-    """At pool5 the defaults are the Deep Image Prior; pixels with the same objective fill with
-    fine colour (the rainbow textures). A run that starts from an image (``init``) gets the
+    """At pool5 the defaults are the Deep Image Prior; pixels with the same objective put far more
+    colour into pixel-scale detail (where the rainbow textures of QUALITY.md's grids live). A run that starts from an image (``init``) gets the
     pyramid instead, with colour held to an 8-pixel scale: dip cannot start from an image
     (test_chroma_scale_keeps_colour_coarse_and_brightness_fine checks what that scale does)."""
     options = dict(image="skimage:coffee", model=offline_vgg, layers="pool5", size=64, steps=40)
@@ -168,10 +167,25 @@ def test_deep_defaults_draw_with_the_deep_image_prior_not_rainbow_textures(offli
     assert (deep.config.param, deep.config.lr, deep.config.chroma_scale, deep.config.alpha_norm) == ("dip", 0.01, 1, 0.0)
     pixels = invert(**options, param="pixel")
     assert (pixels.config.lr, pixels.config.chroma_scale) == (0.05, 1)
-    assert _fine_colour_share(deep.image) < 0.3 * _fine_colour_share(pixels.image)
+    # Measured on this photo 0.25x (coffee; 0.18x on astronaut); a share of the 8-pixel detail
+    # was tried first and moved from 0.3x to 0.9x between two machines: too little detail at 64 px.
+    assert _pixel_scale_colour(deep.image) < 0.5 * _pixel_scale_colour(pixels.image)
     from featinv.defaults import resolve_defaults
     grey = resolve_defaults(InvertConfig(layers=("pool5",), init="grey"), stride=32)  # no run: only the choice
     assert (grey.param, grey.lr, grey.chroma_scale) == ("pyramid", 0.05, 8)
+
+
+def test_stride_8_defaults_are_dip_with_light_tv():
+    """From stride 8 (VGG16 conv4_*, relu4_3) the defaults are dip with the light TV of the
+    middle layers (on ten photos at relu4_3: 21.5 dB / SSIM 0.54 against the pyramid's 17.9 /
+    0.33); stride 4 keeps the pyramid; a run that starts from an image gets the pyramid."""
+    from featinv.defaults import resolve_defaults
+    eight = resolve_defaults(InvertConfig(layers=("relu4_3",)), stride=8)
+    assert (eight.param, eight.lr, eight.tv, eight.chroma_scale) == ("dip", 0.01, 0.5, 1)
+    four = resolve_defaults(InvertConfig(layers=("relu3_3",)), stride=4)
+    assert (four.param, four.lr, four.tv) == ("pyramid", 0.05, 0.5)
+    started = resolve_defaults(InvertConfig(layers=("relu4_3",), init="grey"), stride=8)
+    assert (started.param, started.lr, started.tv, started.chroma_scale) == ("pyramid", 0.05, 0.5, 1)
 
 
 def test_dip_refuses_a_start_image():
