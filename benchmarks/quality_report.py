@@ -7,9 +7,10 @@ command, the issue's targets checked against the numbers, the table and the imag
 An interrupted benchmark resumes case by case when run again with the same --out. The whole
 list does not fit one session on two cores, so a report can merge runs: each RUN is a folder
 with ``quality.json`` or such a file, and a later run's rows replace an earlier one's for the
-same photo, case, method and equal-time flag (rows it lacks are kept). A case's grid comes from
-the last run that ran the case's ``default``. Keep each run's ``quality.json`` under
-``benchmarks/results/quality/`` (``runs/`` is not kept): that is what a later merge starts from.
+same photo, case, method and equal-time flag. Rows it lacks are kept, but for the equal-time
+rows of a case whose default it ran again (they were timed against the old default). A case's
+grid comes from the last run that ran the case's ``default``. Keep each run's ``quality.json``
+under ``benchmarks/results/quality/`` (``runs/`` is not kept): a later merge starts from them.
 A ``notes.md`` beside a run's json (how the run went) goes under the header.
 
     python benchmarks/quality_report.py benchmarks/results/quality/a.json runs/quality-relu4_3
@@ -39,8 +40,9 @@ def load_run(path: Path) -> dict:
 
 
 def merge(runs: list[dict]) -> dict:
-    """One run of every row, later runs replacing earlier ones' rows with the same key; refuses
-    runs at another size or step count. ``sources`` says which cases and methods each run gave.
+    """One run of every row, later runs replacing earlier ones' rows with the same key (and the
+    equal-time rows of a case whose default they ran again); refuses runs at another size or
+    step count. ``sources`` says which cases and methods each run gave.
 
     >>> row = dict(photo="clock", model="m", layer="l", method="flat", equal_time=False, psnr=1.0)
     >>> a = dict(size=128, steps=200, environment={}, rows=[row, {**row, "method": "pixel"}])
@@ -55,12 +57,16 @@ def merge(runs: list[dict]) -> dict:
                              f"{first['steps']} steps cannot share a table")
     rows: dict[tuple, dict] = {}
     for run in runs:
+        # Equal-time rows get their default's seconds: a run with a new default for a case
+        # makes the earlier equal-time rows of that case stale.
+        new_defaults = {(r["model"], r["layer"]) for r in run["rows"] if r["method"] == "default"}
+        rows = {k: r for k, r in rows.items() if not (r["equal_time"] and (r["model"], r["layer"]) in new_defaults)}
         rows.update({_key(r): r for r in run["rows"]})
     sources = []
     for run in runs:
         gave: dict[str, dict[str, None]] = {}  # case -> its methods this run's rows still give
         for r in run["rows"]:
-            if rows[_key(r)] is r:
+            if rows.get(_key(r)) is r:
                 method = r["method"] + (" (equal time)" if r["equal_time"] else "")
                 gave.setdefault(f"{r['model']}:{r['layer']}", {})[method] = None
         sources.append({"run": run, "gave": [f"{case} ({', '.join(m)})" for case, m in gave.items()]})
@@ -118,8 +124,8 @@ def targets(data: dict) -> list[str]:
 
 
 def _copy_grids(runs: list[dict], rows: list[dict], into: Path) -> list[Path]:
-    """Each case's grid from the last run that ran its default, copied ``into``; the grids of
-    the cases in ``rows`` that are there."""
+    """Each case's grid from the last run that ran its default, copied ``into``; the grids
+    there of the cases whose default is in ``rows``."""
     chosen: dict[str, Path] = {}
     for run in runs:
         for r in run["rows"]:
@@ -129,7 +135,7 @@ def _copy_grids(runs: list[dict], rows: list[dict], into: Path) -> list[Path]:
     into.mkdir(parents=True, exist_ok=True)
     for name, grid in chosen.items():
         shutil.copyfile(grid, into / name)
-    names = dict.fromkeys(f"grid_{r['model']}_{r['layer']}.png" for r in rows)
+    names = dict.fromkeys(f"grid_{r['model']}_{r['layer']}.png" for r in rows if r["method"] == "default")
     return sorted(into / n for n in names if (into / n).is_file())
 
 

@@ -93,14 +93,17 @@ def _quality_report_module():
 
 def test_quality_report_merges_runs_later_rows_first(tmp_path):
     """QUALITY.md from two runs: the later run's rows replace the earlier one's for the same key,
-    the rows it lacks are kept, the grid comes from the run that ran the default, and each
-    run's notes and machine are named; runs at another size are refused."""
+    the rows it lacks are kept but for equal-time rows timed against a default it replaced, the
+    grid comes from the run that ran the default, and each run's notes and machine are named;
+    runs at another size are refused."""
     from featinv import quality
     report = _quality_report_module()
     rows = quality.run_benchmark(["astronaut"], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
                                  equal_time=False, grid_dir=tmp_path / "a", progress=lambda line: None)
     env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-02 05:00"}
     earlier = {"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)}
+    timed = {**earlier["rows"][-1], "method": "pixel", "equal_time": True}  # timed against the old default
+    earlier["rows"].append(timed)
     (tmp_path / "a" / "quality.json").write_text(json.dumps(earlier))
     later = {**earlier, "environment": {**env, "date": "2026-12-03 06:00"},
              "rows": [{**r, "psnr": 99.0} for r in earlier["rows"] if r["method"] == "default"]}
@@ -113,7 +116,7 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
     assert f"| vgg16_offline | relu1_2 | flat | 0 | {flat.psnr:.2f} ({flat.psnr:.2f}) |" in text
     assert "Merged from 2 runs" in text and "b.json` (" in text
     assert "2026-12-03 06:00): vgg16_offline:relu1_2 (default)" in text
-    assert "The default re-ran." in text
+    assert "The default re-ran." in text and "pixel (equal time)" not in text
     assert (tmp_path / "out" / "docs" / "quality" / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
     (tmp_path / "c.json").write_text(json.dumps({**later, "size": 64}))
     with pytest.raises(SystemExit, match="cannot share a table"):
