@@ -4,9 +4,10 @@ chosen from how far the deepest requested layer has downsampled the image (its *
 A shallow layer (stride 1-2) keeps nearly every pixel: plain pixels and a light TV reproduce the
 photo. From stride 4 on, pixels keep the starting noise wherever the features do not pin it down
 (flat sky, smooth backgrounds), so the image is parameterised so that smooth images are easy to
-reach. Deep layers (stride 16 and more) keep only parts and layout: there the prior has to carry
-the rest, and the strongest prior measured is the Deep Image Prior (``dip``: an untrained
-convolutional network draws the image), with a strong TV. Left free, what a deep layer does not
+reach: the Laplacian pyramid at stride 4, and from stride 8 the strongest prior measured, the
+Deep Image Prior (``dip``: an untrained convolutional network draws the image; at relu4_3 it
+beats the pyramid at equal time too). Deep layers (stride 16 and more) keep only parts and
+layout: there the prior has to carry the rest, with a strong TV. Left free, what a deep layer does not
 constrain -- mostly fine colour -- fills with the saturated rainbow textures the network is blind
 to; dip does not draw them. It costs a fixed ~0.09 s a step per 128 px image on a 2-core CPU
 (1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param: pyramid`` is the faster deep
@@ -63,7 +64,9 @@ class LayerDefaults:
 # Ordered by stride; the last row serves every deeper layer (fc included).
 TABLE = (
     LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
-    LayerDefaults(max_stride=8, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
+    LayerDefaults(max_stride=4, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
+    LayerDefaults(max_stride=8, param="dip", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none",
+                  instead_of_dip="pyramid"),
     LayerDefaults(max_stride=10**9, param="dip", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
                   chroma_scale=8, instead_of_dip="pyramid"),
 )
