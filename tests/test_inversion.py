@@ -108,9 +108,11 @@ def test_onnx_model_features_match_torch(tmp_path):
     onnx_features = FeatureExtractor(loaded.module, ["/layer1/layer1.0/relu_1/Relu"])(x)
     torch_features = FeatureExtractor(net, ["res1"])(x)
     assert torch.allclose(onnx_features["/layer1/layer1.0/relu_1/Relu"], torch_features["res1"], atol=1e-5)
-    result = invert("skimage:chelsea", model=str(path), layers="/layer2/layer2.0/relu/Relu", size=64, steps=3)
+    # Pixels: at stride 8 the default is dip, whose loss may rise in its first few steps.
+    result = invert("skimage:chelsea", model=str(path), layers="/layer2/layer2.0/relu/Relu", size=64, steps=3,
+                    param="pixel")
     assert result.status == "done" and result.history[-1]["loss"] < result.history[0]["loss"]
-    same = invert("skimage:chelsea", model=net, layers="layer2.0.relu", size=64, steps=3)  # the torch twin
+    same = invert("skimage:chelsea", model=net, layers="layer2.0.relu", size=64, steps=3, param="pixel")  # torch twin
     assert (result.image - same.image).abs().mean() < 1e-3 and result.psnr == pytest.approx(same.psnr, abs=0.05)
 
 
