@@ -7,13 +7,14 @@ photo. From stride 4 on, pixels keep the starting noise wherever the features do
 reach: the Laplacian pyramid at stride 4, and from stride 8 the strongest prior measured, the
 Deep Image Prior (``dip``: an untrained convolutional network draws the image; at relu4_3 it
 beats the pyramid at equal time too). Deep layers (stride 16 and more) keep only parts and
-layout: there the prior has to carry the rest, with a strong TV. Left free, what a deep layer does not
-constrain -- mostly fine colour -- fills with the saturated rainbow textures the network is blind
-to; dip does not draw them. It costs a fixed ~0.09 s a step per 128 px image on a 2-core CPU
-(1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param: pyramid`` is the faster deep
-choice, with colour held to an 8-pixel scale (``chroma_scale``). A run that starts from an
-image (``init`` grey or a file) or asks for a ``chroma_scale`` gets that pyramid too: dip starts
-from its own seeded network, not from an image, and has no separate colour scale. The table was
+layout: there the prior has to carry the rest, with a strong TV. Left free, what a deep layer
+does not constrain -- mostly fine colour -- fills with the saturated rainbow textures the
+network is blind to; dip does not draw them. It costs a fixed ~0.09 s a step per 128 px image
+on a 2-core CPU (1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param: pyramid`` is
+the faster choice, with colour held to an 8-pixel scale (``chroma_scale``) from stride 16 on. A
+run that starts from an image (``init`` grey or a file) or asks for a ``chroma_scale`` gets
+that pyramid too: dip starts from its own seeded network, not from an image, and has no
+separate colour scale. The table was
 chosen from the quality benchmark (``featinv bench --quality``; numbers in QUALITY.md), the way
 the CVPR 2015 recipe scales its TV weight with depth.
 
