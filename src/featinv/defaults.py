@@ -14,9 +14,9 @@ on a 2-core CPU (1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param
 the faster choice, with colour held to an 8-pixel scale (``chroma_scale``) from stride 16 on. A
 run that starts from an image (``init`` grey or a file) or asks for a ``chroma_scale`` gets
 that pyramid too: dip starts from its own seeded network, not from an image, and has no
-separate colour scale. The table was
-chosen from the quality benchmark (``featinv bench --quality``; numbers in QUALITY.md), the way
-the CVPR 2015 recipe scales its TV weight with depth.
+separate colour scale. The table was chosen from the quality benchmark
+(``featinv bench --quality``; numbers in QUALITY.md), the way the CVPR 2015 recipe scales its
+TV weight with depth.
 
 Only config values left at ``None`` (the default; ``auto`` in YAML) are filled in, and the filled
 config is what a run folder's ``config.yaml`` records.
