@@ -121,3 +121,16 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({**later, "size": 64}))
     with pytest.raises(SystemExit, match="cannot share a table"):
         report.main([tmp_path / "a", tmp_path / "c.json"], root=tmp_path / "out")
+
+
+def test_feature_error_scores_an_image_against_the_photos_features():
+    """The helper the flat/peer rows and the probes score with: the photo itself has no error,
+    its flat mean colour has some, at the layer's default objective."""
+    from featinv import quality
+    cache = {}
+    problem = quality.photo_problem("astronaut", "vgg16_offline", "relu1_2", 32, cache)
+    target = problem.target[0].cpu()
+    assert quality.feature_error(problem, target) < 1e-6
+    flat = target.mean((1, 2), keepdim=True).expand_as(target)
+    assert quality.feature_error(problem, flat) > 0.1
+    assert quality.photo_problem("coffee", "vgg16_offline", "relu1_2", 32, cache).model is problem.model

@@ -15,11 +15,8 @@ import sys
 import torch
 
 from featinv import metrics, params
-from featinv.config import from_dict
-from featinv.defaults import resolve_defaults
 from featinv.models import load_model
-from featinv.problem import Problem
-from featinv.quality import PHOTOS, _config, run_case
+from featinv.quality import PHOTOS, feature_error, photo_problem, run_case
 
 START = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
 LAYER = "pool5"
@@ -33,19 +30,13 @@ def _dip_starting_at(self, *args, **kwargs):
 
 
 params.DIPParam.__init__ = _dip_starting_at
-model = load_model("vgg16_offline")
-rows = run_case("vgg16_offline", LAYER, "default", PHOTOS, 128, 200, {("vgg16_offline", None): model})
+cache = {("vgg16_offline", None): load_model("vgg16_offline")}
+rows = run_case("vgg16_offline", LAYER, "default", PHOTOS, 128, 200, cache)
 for row, image, target in rows:
-    config = from_dict(_config(row.photo, "vgg16_offline", LAYER, "default", 128, 200))
-    problem = Problem([config], model)
-    problem.set_objective([resolve_defaults(config, problem.stride)])
-
-    def error(x: torch.Tensor) -> float:
-        return float(sum(v[0] for v in problem.feature_errors(x[None]).values()))
-
+    problem = photo_problem(row.photo, "vgg16_offline", LAYER, 128, cache)
     mean = target.mean((1, 2), keepdim=True)
     corrected = (image - image.mean((1, 2), keepdim=True) + mean).clamp(0, 1)
     print(f"{row.photo:21s} PSNR {row.psnr:5.2f}  mean-corrected {metrics.psnr(corrected, target):5.2f}  "
-          f"flat {metrics.psnr(mean.expand_as(target), target):5.2f} | feature error {error(image):.3f}  "
-          f"mean-corrected {error(corrected):.3f} | mean level {image.mean():.2f} (photo {target.mean():.2f})",
+          f"flat {metrics.psnr(mean.expand_as(target), target):5.2f} | feature error {feature_error(problem, image):.3f}  "
+          f"mean-corrected {feature_error(problem, corrected):.3f} | mean level {image.mean():.2f} (photo {target.mean():.2f})",
           flush=True)

@@ -24,13 +24,16 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from . import metrics
 from .params import PARAMS
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 # The photos the layer-adaptive defaults were chosen on, and photos never looked at while choosing
 # them: the table reports the second group on its own, so a default tuned to its photos shows.
@@ -120,32 +123,46 @@ def _config(photo: str, model: str, layer: str, method: str, size: int, steps: i
     return options
 
 
+def photo_problem(photo: str, model: str, layer: str, size: int, cache: dict) -> Problem:
+    """One photo's problem at ``layer`` with the layer's default objective, for scoring an image
+    made another way (the flat and peer rows, probes). ``cache`` ({(model, None): network}) is
+    filled on first use."""
+    from .config import from_dict
+    from .defaults import resolve_defaults
+    from .problem import Problem
+
+    config = from_dict(_config(photo, model, layer, "default", size, 1))
+    problem = Problem([config], cache.get((model, None)))
+    cache[(model, None)] = problem.model
+    problem.set_objective([resolve_defaults(config, problem.stride)])
+    return problem
+
+
+def feature_error(problem: Problem, image: torch.Tensor) -> float:
+    """The normalised feature error of one image (C, H, W) against ``problem``'s first target,
+    summed over its layers."""
+    return float(sum(v[0] for v in problem.feature_errors(image[None].to(problem.device)).values()))
+
+
 def run_case(model: str, layer: str, method: str, photos: Sequence[str], size: int, steps: int,
              cache: dict, equal_time_steps: dict[str, float] | None = None
              ) -> list[tuple[Row, torch.Tensor, torch.Tensor]]:
     """Every photo through one (model, layer, method), as one batch: rows, images, targets.
     ``equal_time_steps`` ({photo: steps}) replaces ``steps`` photo by photo."""
-    from .defaults import resolve_defaults
     from .inversion import Inversion
-    from .problem import Problem
     from .recipes import with_recipe
 
     out = []
     if method in ("flat", "peer"):
         for photo in photos:
-            from .config import from_dict
-            config = from_dict(_config(photo, model, layer, "default", size, steps))
-            key = (model, None)
-            problem = Problem([config], cache.get(key))
-            cache[key] = problem.model
-            problem.set_objective([resolve_defaults(config, problem.stride)])
+            problem = photo_problem(photo, model, layer, size, cache)
             target = problem.target[0].cpu()
             if method == "flat":
                 image, seconds, used = target.mean((1, 2), keepdim=True).expand_as(target).clone(), 0.0, 0
             else:
                 image, seconds = peer_inversion(problem, 201)
                 used = 201
-            error = float(sum(v[0] for v in problem.feature_errors(image[None].to(problem.device)).values()))
+            error = feature_error(problem, image)
             out.append((_row(photo, model, layer, method, used, image, target, error, seconds), image, target))
         return out
     configs = []
