@@ -72,3 +72,42 @@ def test_batchnorm_folds_into_convs_without_touching_the_model():
             assert torch.allclose(value, plain[name], rtol=1e-4, atol=1e-5)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 13
     assert not any(p.requires_grad is False for p in model.parameters())  # the model's flags untouched
+
+
+def test_batchnorm_with_its_own_activation_keeps_the_activation_when_folded():
+    """timm's BatchNormAct2d is a BatchNorm2d that also applies its activation: folding it into
+    the conv must leave the activation in place (dropping it made EfficientNet-Lite0's features
+    grow without bound: logits of norm 1e10)."""
+    import timm
+    from timm.layers import BatchNormAct2d
+    model = timm.create_model("mobilenetv3_small_050", pretrained=False).eval()
+    with torch.no_grad():  # non-trivial running statistics
+        for m in model.modules():
+            if isinstance(m, BatchNormAct2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 64, 64)
+    plain = FeatureExtractor(model, ["stage3"], fold_batchnorm=False)(x)["stage3"]
+    fast = FeatureExtractor(model, ["stage3"])
+    assert fast.folded == 9
+    assert torch.allclose(fast(x)["stage3"], plain, rtol=1e-4, atol=1e-5)
+    assert sum(isinstance(m, BatchNormAct2d) for m in model.modules()) == 34  # the model untouched
+
+
+def test_offline_efficientnet_features_are_the_networks_own():
+    """featinv's (folded) extractor gives the real network's stage outputs and logits: chelsea is a cat."""
+    import skimage.data
+    from featinv.models import load_model
+    loaded = load_model("efficientnet_lite0_offline")
+    net = loaded.module.eval()
+    photo = torch.tensor(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    x = loaded.preprocess(nn.functional.interpolate(photo, size=(224, 224), mode="bilinear", antialias=True))
+    layers = ["stage3", "stage5", "classifier"]
+    with torch.no_grad():
+        fast = FeatureExtractor(net, layers)(x)
+        plain = FeatureExtractor(net, layers, fold_batchnorm=False)(x)
+        logits = net(x)
+    for name in layers:
+        assert torch.allclose(fast[name], plain[name], rtol=1e-3, atol=1e-3), name
+    assert torch.allclose(fast["classifier"], logits, rtol=1e-3, atol=1e-3)
+    assert int(fast["classifier"].argmax()) in (281, 282, 285)  # tabby, tiger cat, Egyptian cat

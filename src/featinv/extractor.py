@@ -54,7 +54,9 @@ def fold_conv_batchnorm(graph_module: torch.fx.GraphModule) -> int:
 
     A conv whose output is requested, or used by anything but its BatchNorm, is left alone (its
     pre-BN output is needed). The model itself is untouched: the folded conv is a new module set
-    on the extractor's copy of the module tree. Returns how many pairs were folded.
+    on the extractor's copy of the module tree. A BatchNorm that applies more after normalising
+    (timm's ``BatchNormAct2d``: dropout and activation) keeps its node, now running only that
+    rest; an unknown BatchNorm subclass is not folded. Returns how many pairs were folded.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -68,18 +70,37 @@ def fold_conv_batchnorm(graph_module: torch.fx.GraphModule) -> int:
                 or type(graph_module.get_submodule(conv_node.target)) is not nn.Conv2d):
             continue
         conv, bn = graph_module.get_submodule(conv_node.target), graph_module.get_submodule(bn_node.target)
-        if bn.training or not bn.track_running_stats:
+        rest = _after_normalising(bn)
+        if bn.training or not bn.track_running_stats or rest is None:
             continue
-        parent, _, leaf = conv_node.target.rpartition(".")
         fused = fuse_conv_bn_eval(conv, bn).requires_grad_(False)  # inference only, like the model
-        setattr(graph_module.get_submodule(parent) if parent else graph_module, leaf, fused)
-        bn_node.replace_all_uses_with(conv_node)
-        graph_module.graph.erase_node(bn_node)
+        _set_submodule(graph_module, conv_node.target, fused)
+        if isinstance(rest, nn.Identity):
+            bn_node.replace_all_uses_with(conv_node)
+            graph_module.graph.erase_node(bn_node)
+        else:  # the node stays, now running what the BatchNorm did after normalising
+            _set_submodule(graph_module, bn_node.target, rest)
         folded += 1
     if folded:
         graph_module.graph.lint()
         graph_module.recompile()
     return folded
+
+
+def _after_normalising(bn: nn.BatchNorm2d) -> nn.Module | None:
+    """What a BatchNorm2d module does after normalising: nothing (``Identity``) for torch's own;
+    its dropout and activation for timm's ``BatchNormAct2d``, which subclasses BatchNorm2d to
+    apply both in the same module; None, so it is not folded, for any other subclass."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    if type(bn).__name__ == "BatchNormAct2d" and type(bn).__module__.startswith("timm."):
+        return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
+    parent, _, leaf = target.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
 
 @contextlib.contextmanager
