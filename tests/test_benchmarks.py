@@ -134,3 +134,19 @@ def test_feature_error_scores_an_image_against_the_photos_features():
     flat = target.mean((1, 2), keepdim=True).expand_as(target)
     assert quality.feature_error(problem, flat) > 0.1
     assert quality.photo_problem("coffee", "vgg16_offline", "relu1_2", 32, cache).model is problem.model
+
+
+def test_quality_targets_keep_networks_with_the_same_layer_name_apart():
+    """EfficientNet-Lite0 and MobileNetV2 both have a ``stage3``: each is checked on its own rows."""
+    report = _quality_report_module()
+
+    def row(model, method, psnr):
+        return {"photo": "astronaut", "model": model, "layer": "stage3", "method": method, "psnr": psnr,
+                "ssim": 0.5, "equal_time": False}
+    data = {"rows": [row("efficientnet_lite0_offline", "default", 22.0), row("efficientnet_lite0_offline", "peer", 12.0),
+                     row("mobilenet_v2_offline", "default", 10.0), row("mobilenet_v2_offline", "peer", 11.0)]}
+    lines = report.targets(data)
+    assert "- met: efficientnet_lite0_offline stage3: default not worse than peer in PSNR and SSIM " \
+           "(22.00 / 0.500 vs 12.00 / 0.500)" in lines
+    assert "- **not met**: mobilenet_v2_offline stage3: default not worse than peer in PSNR and SSIM " \
+           "(10.00 / 0.500 vs 11.00 / 0.500)" in lines
