@@ -150,3 +150,17 @@ def test_quality_targets_keep_networks_with_the_same_layer_name_apart():
            "(22.00 / 0.500 vs 12.00 / 0.500)" in lines
     assert "- **not met**: mobilenet_v2_offline stage3: default not worse than peer in PSNR and SSIM " \
            "(10.00 / 0.500 vs 11.00 / 0.500)" in lines
+
+
+def test_quality_table_groups_each_case_whatever_order_the_rows_came_in():
+    """A merged report's rows arrive in the order of its runs: the table still lists each case
+    together, equal-steps rows before equal-time ones."""
+    from featinv.quality import Row, table
+
+    def row(layer, method, equal_time=False):
+        return Row("astronaut", "vgg16_offline", layer, method, 200, 20.0, 0.5, 25.0, 0.01, 0.1, equal_time, "pixel")
+    rows = [row("relu3_3", "default"), row("relu3_3", "dip", True), row("pool5", "default"),
+            row("relu3_3", "pixel"), row("pool5", "dip")]
+    names = [line.split(" | ")[1:3] for line in table(rows).splitlines()[2:]]
+    assert names == [["relu3_3", "default (pixel)"], ["relu3_3", "pixel"], ["relu3_3", "dip (equal time)"],
+                     ["pool5", "default (pixel)"], ["pool5", "dip"]]

@@ -284,7 +284,9 @@ def save_grid(targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tens
 def table(rows: Sequence[Row], held_out: Sequence[str] = HELD_OUT) -> str:
     """Markdown: one line per (case, method, equal-time), means over photos and the worst photo's
     PSNR; where some photos are ``held_out``, their PSNR and SSIM again on their own."""
-    keys = list(dict.fromkeys((r.model, r.layer, r.method, r.equal_time) for r in rows))
+    cases = list(dict.fromkeys((r.model, r.layer) for r in rows))  # a merge interleaves runs' rows
+    keys = sorted(dict.fromkeys((r.model, r.layer, r.method, r.equal_time) for r in rows),
+                  key=lambda k: (cases.index(k[:2]), k[3]))
     split = any(r.photo in held_out for r in rows) and any(r.photo not in held_out for r in rows)
     extra = " held-out PSNR (worst) | held-out SSIM |" if split else ""
     lines = [f"| model | layer | method | steps | PSNR (worst) | SSIM |{extra} PSNR 8x | feature error | ms/step |",
