@@ -126,7 +126,13 @@ def _config(photo: str, model: str, layer: str, method: str, size: int, steps: i
 def photo_problem(photo: str, model: str, layer: str, size: int, cache: dict) -> Problem:
     """One photo's problem at ``layer`` with the layer's default objective, for scoring an image
     made another way (the flat and peer rows, probes). ``cache`` ({(model, None): network}) is
-    filled on first use."""
+    filled on first use.
+
+    >>> problem = photo_problem("astronaut", "vgg16_offline", "relu1_2", 32, cache={})
+    >>> photo = problem.target[0]
+    >>> feature_error(problem, photo) < 1e-6 < feature_error(problem, photo.flip(-1))
+    True
+    """
     from .config import from_dict
     from .defaults import resolve_defaults
     from .problem import Problem
