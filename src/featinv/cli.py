@@ -254,8 +254,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
               f"[{s['model']}]")
         print(f"run folder: {out}")
     if result.status == "interrupted":
+        code = _exit_interrupted()
         print(f"interrupted: resume with `featinv invert --resume --out {out}`", file=sys.stderr)
-        return 130
+        return code
     if result.status == "diverged":
         print(f"diverged: {s.get('message', '')}", file=sys.stderr)
         return 3
@@ -482,6 +483,15 @@ def _usage(message: str) -> _UsageError:
     return _UsageError(message)
 
 
+def _exit_interrupted() -> int:
+    """Exit code 130 for a Ctrl-C, and no more Ctrl-Cs while the process exits: one landing during
+    the interpreter's shutdown would otherwise end it by SIGINT (returncode -2, not 130). The CLI
+    owns its process; the library never does this."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -501,8 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        code = _exit_interrupted()
         print("featinv: interrupted", file=sys.stderr)
-        return 130
+        return code
     except _UsageError as exc:
         parser.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
