@@ -488,7 +488,9 @@ def _exit_interrupted() -> int:
     the interpreter's shutdown would otherwise end it by SIGINT (returncode -2, not 130). The CLI
     owns its process; the library never does this."""
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import threading
+    if threading.current_thread() is threading.main_thread():  # only there can signals be set
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 130
 
 
