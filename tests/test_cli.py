@@ -237,16 +237,23 @@ def test_an_onnx_file_through_the_command_line(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "done"
 
 
-def test_a_ctrl_c_while_an_interrupted_run_exits_keeps_exit_code_130(tmp_path):
-    """After the first Ctrl-C has stopped the run (its summary written), a second one lands while
-    the process exits: it must not turn the exit into a death by SIGINT (returncode -2)."""
-    out = tmp_path / "run"
+def _run_stepping(out):
+    """A relu3_3 inversion in its own process, returned once it has written its first checkpoint
+    (so it is stepping, with its Ctrl-C handler in place), with the deadline for waiting on it."""
     args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu3_3",
             "--size", "96", "--steps", "60", "--snapshot-every", "2", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
+    return proc, deadline
+
+
+def test_a_ctrl_c_while_an_interrupted_run_exits_keeps_exit_code_130(tmp_path):
+    """After the first Ctrl-C has stopped the run (its summary written), a second one lands while
+    the process exits: it must not turn the exit into a death by SIGINT (returncode -2)."""
+    out = tmp_path / "run"
+    proc, deadline = _run_stepping(out)
     proc.send_signal(signal.SIGINT)
     while not (out / "summary.json").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -258,12 +265,7 @@ def test_a_ctrl_c_while_an_interrupted_run_exits_keeps_exit_code_130(tmp_path):
 
 def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu3_3",
-            "--size", "96", "--steps", "60", "--snapshot-every", "2", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    proc, deadline = _run_stepping(out)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
