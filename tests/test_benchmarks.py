@@ -164,3 +164,17 @@ def test_quality_table_groups_each_case_whatever_order_the_rows_came_in():
     names = [line.split(" | ")[1:3] for line in table(rows).splitlines()[2:]]
     assert names == [["relu3_3", "default (pixel)"], ["relu3_3", "pixel"], ["relu3_3", "dip (equal time)"],
                      ["pool5", "default (pixel)"], ["pool5", "dip"]]
+
+
+def test_pool5_best_param_counts_the_default_row_as_its_parameterisation():
+    """A run that skips ``--methods dip`` where dip is the default still has dip's rows: the
+    default's. The pool5 best-param target must see them, not fall back to the best other param."""
+    report = _quality_report_module()
+
+    def row(method, psnr, ssim, param):
+        return {"photo": "astronaut", "model": "vgg16_offline", "layer": "pool5", "method": method, "psnr": psnr,
+                "ssim": ssim, "equal_time": False, "param": param}
+    data = {"rows": [row("default", 13.0, 0.3, "dip"), row("pixel", 12.0, 0.1, "pixel"), row("flat", 14.0, 0.4, None)]}
+    lines = report.targets(data)
+    assert "- met: pool5, best param (dip) >= 10.5 dB and SSIM >= 0.2 (13.00 dB, SSIM 0.300; the flat " \
+           "mean-colour image: 14.00 dB, SSIM 0.400)" in lines
