@@ -14,12 +14,19 @@ under ``benchmarks/results/quality/`` (``runs/`` is not kept): a later merge sta
 A ``notes.md`` beside a run's json (how the run went) goes under the header.
 
     python benchmarks/quality_report.py benchmarks/results/quality/a.json runs/quality-relu4_3
+
+Runs on photos outside the benchmark's ten (``featinv bench --quality --photos ...``) go after
+``--unseen``: photos nobody looked at while choosing the defaults or the benchmark. Their rows are
+never merged into the main table (its means are over the ten photos); they get a section of
+their own, with the same bars checked and their grids under ``docs/quality/unseen/``.
+
+    python benchmarks/quality_report.py benchmarks/results/quality/*.json --unseen benchmarks/results/unseen/a.json
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,8 +160,40 @@ def _machine(env: dict) -> str:
             f"{env.get('date')}")
 
 
-def main(paths: list[Path], root: Path = ROOT) -> None:
-    """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs."""
+def _unseen_section(paths: list[Path], root: Path) -> list[str]:
+    """The section of QUALITY.md for runs on photos outside the benchmark's: their own merged
+    table, the bars checked on them, their notes and grids (under docs/quality/unseen)."""
+    from featinv.quality import from_json, table
+
+    runs = [load_run(p) for p in paths]
+    data = merge(runs)
+    grids = _copy_grids(runs, data["rows"], root / "docs" / "quality" / "unseen")
+    photos = sorted({r["photo"] for r in data["rows"]})
+    return [
+        "## Photos outside the benchmark",
+        "",
+        f"{len(photos)} more photos that ship with the same packages ({', '.join(photos)}), never used "
+        f"to choose a default nor in the table above, {data['size']} px, {data['steps']} steps; "
+        f"not merged into the table above.",
+        "",
+        *[f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): {'; '.join(s['gave'])}"
+          for s in data["sources"]],
+        "",
+        *[s["run"]["notes"] + "\n" for s in data["sources"] if s["run"]["notes"]],
+        "The same bars on these photos:",
+        "",
+        *targets(data),
+        "",
+        table(from_json(data["rows"]), held_out=()),
+        "",
+        *[f"![{g.stem}](docs/quality/unseen/{g.name})" for g in grids],
+        "",
+    ]
+
+
+def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None) -> None:
+    """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs,
+    and a section of its own for the ``unseen`` runs (photos outside the benchmark)."""
     from featinv.quality import CASES, HELD_OUT, from_json, table
 
     runs = [load_run(p) for p in paths]
@@ -165,13 +204,14 @@ def main(paths: list[Path], root: Path = ROOT) -> None:
     tuned = [p for p in photos if p not in HELD_OUT]
     ran = {f"{r['model']}:{r['layer']}" for r in data["rows"]}
     missing = [c for c in CASES if c not in ran]
+    arguments = " ".join(str(p) for p in paths) + (" --unseen " + " ".join(str(p) for p in unseen) if unseen else "")
     if len(runs) == 1:
         origin = [f"Machine: {_machine(data['environment'])}.", "",
                   f"Command: `{COMMAND}` (or some of its cases and methods), then "
-                  f"`python benchmarks/quality_report.py {paths[0]}`."]
+                  f"`python benchmarks/quality_report.py {arguments}`."]
     else:
         origin = [f"Merged from {len(runs)} runs (`python benchmarks/quality_report.py "
-                  f"{' '.join(str(p) for p in paths)}`; a later run's rows replace an earlier one's):", ""]
+                  f"{arguments}`; a later run's rows replace an earlier one's):", ""]
         origin += [f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): "
                    f"{'; '.join(s['gave']) or 'nothing kept'}" for s in data["sources"]]
         origin += ["", f"Each run is `featinv bench --quality --quality-size {data['size']} --quality-steps "
@@ -206,10 +246,17 @@ def main(paths: list[Path], root: Path = ROOT) -> None:
         "",
         *[f"![{g.stem}](docs/quality/{g.name})" for g in grids],
         "",
+        *(_unseen_section(unseen, root) if unseen else []),
     ]
     (root / "QUALITY.md").write_text("\n".join(text))
     print("\n".join(targets(data)))
 
 
 if __name__ == "__main__":
-    main([Path(a) for a in sys.argv[1:]] or [ROOT / "runs" / "quality"])
+    parser = argparse.ArgumentParser(description="Write QUALITY.md from quality benchmark runs.")
+    parser.add_argument("runs", nargs="*", type=Path, default=[ROOT / "runs" / "quality"],
+                        help="quality.json files or their folders, earliest first (default runs/quality)")
+    parser.add_argument("--unseen", nargs="+", type=Path, default=None,
+                        help="runs on photos outside the benchmark: a section of their own")
+    args = parser.parse_args()
+    main(args.runs, unseen=args.unseen)

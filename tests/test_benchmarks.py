@@ -123,6 +123,31 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
         report.main([tmp_path / "a", tmp_path / "c.json"], root=tmp_path / "out")
 
 
+def test_quality_report_keeps_photos_outside_the_benchmark_in_a_section_of_their_own(tmp_path):
+    """``--unseen`` runs (photos outside the benchmark's ten) are not merged into the main table,
+    whose means are over the benchmark's photos: they get their own section, table and grids."""
+    from featinv import quality
+    report = _quality_report_module()
+    env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-05 00:00"}
+    for folder, photo in (("main", "astronaut"), ("unseen", "coffee")):
+        rows = quality.run_benchmark([photo], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
+                                     equal_time=False, grid_dir=tmp_path / folder, progress=lambda line: None)
+        (tmp_path / folder / "quality.json").write_text(
+            json.dumps({"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)}))
+    (tmp_path / "unseen" / "notes.md").write_text("Photos nobody chose on.")
+    coffee_flat = next(r for r in rows if r.method == "flat")
+    report.main([tmp_path / "main"], root=tmp_path / "out", unseen=[tmp_path / "unseen"])
+    text = (tmp_path / "out" / "QUALITY.md").read_text()
+    main_part, _, unseen_part = text.partition("## Photos outside the benchmark")
+    flat_line = f"| vgg16_offline | relu1_2 | flat | 0 | {coffee_flat.psnr:.2f} ({coffee_flat.psnr:.2f}) |"
+    assert flat_line in unseen_part and flat_line not in main_part
+    assert "1 more photos that ship with the same packages (coffee)" in unseen_part
+    assert "Photos nobody chose on." in unseen_part and "The same bars on these photos:" in unseen_part
+    assert "![grid_vgg16_offline_relu1_2](docs/quality/unseen/grid_vgg16_offline_relu1_2.png)" in unseen_part
+    assert (tmp_path / "out" / "docs" / "quality" / "unseen" / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
+    assert "(astronaut)" not in unseen_part and "coffee" not in main_part
+
+
 def test_feature_error_scores_an_image_against_the_photos_features():
     """The helper the flat/peer rows and the probes score with: the photo itself has no error,
     its flat mean colour has some, at the layer's default objective."""
