@@ -4,7 +4,7 @@ the flat image")
 Inverts the quality benchmark's ten photos at pool5 with the defaults (dip, 128 px, 200 steps,
 one batch), with dip's starting image moved to START: a mean level (0.5 is dip's own start: its
 output layer's bias gets logit(START)) or ``imagenet``, ImageNet's mean colour (0.485, 0.456,
-0.406; the network's zero input, where the papers start). ``--seed`` picks the seed of every
+0.406; about the offline VGG16's zero input, where the papers start). ``--seed`` picks the seed of every
 photo's run (the benchmark's is 0). ``--colour decorrelated`` makes dip's output layer draw in
 the decorrelated colour space of the other parameterisations (ImageNet's colour correlation,
 then the sigmoid), starting at the same colour. For each photo it prints the PSNR, the PSNR
@@ -40,7 +40,7 @@ _dip_init, _dip_forward = params.DIPParam.__init__, params.DIPParam.forward
 def _dip_starting_at(self, *a, **k):
     _dip_init(self, *a, **k)
     with torch.no_grad():
-        if args.colour == "decorrelated":  # the output layer draws decorrelated logits
+        if args.colour == "decorrelated":  # the output layer draws decorrelated logits (bias replaced)
             self.net.out.bias.copy_(params.rgb_to_decorrelated(START.view(1, 3, 1, 1)).view(3))
         else:
             self.net.out.bias += torch.logit(START)  # sigmoid(0 + b) = START
