@@ -160,6 +160,12 @@ def _machine(env: dict) -> str:
             f"{env.get('date')}")
 
 
+def _source_lines(data: dict) -> list[str]:
+    """One line per merged run: its name, machine, and the cases and methods it still gives."""
+    return [f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): {'; '.join(s['gave']) or 'nothing kept'}"
+            for s in data["sources"]]
+
+
 def _unseen_section(paths: list[Path], root: Path) -> list[str]:
     """The section of QUALITY.md for runs on photos outside the benchmark's: their own merged
     table, the bars checked on them, their notes and grids (under docs/quality/unseen)."""
@@ -176,8 +182,7 @@ def _unseen_section(paths: list[Path], root: Path) -> list[str]:
         f"to choose a default nor in the table above, {data['size']} px, {data['steps']} steps; "
         f"not merged into the table above.",
         "",
-        *[f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): {'; '.join(s['gave'])}"
-          for s in data["sources"]],
+        *_source_lines(data),
         "",
         *[s["run"]["notes"] + "\n" for s in data["sources"] if s["run"]["notes"]],
         "The same bars on these photos:",
@@ -212,8 +217,7 @@ def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None)
     else:
         origin = [f"Merged from {len(runs)} runs (`python benchmarks/quality_report.py "
                   f"{arguments}`; a later run's rows replace an earlier one's):", ""]
-        origin += [f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): "
-                   f"{'; '.join(s['gave']) or 'nothing kept'}" for s in data["sources"]]
+        origin += _source_lines(data)
         origin += ["", f"Each run is `featinv bench --quality --quality-size {data['size']} --quality-steps "
                    f"{data['steps']}` with its cases and methods; the full list is `{COMMAND}`."]
     notes = [s["run"]["notes"] for s in data["sources"] if s["run"]["notes"]]

@@ -24,6 +24,7 @@ import torch
 
 from featinv import metrics, params, quality
 from featinv.models import load_model
+from featinv.preprocess import preset
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("start", nargs="?", default="0.5", help="dip's starting mean level, or 'imagenet'")
@@ -32,7 +33,7 @@ parser.add_argument("--colour", choices=("rgb", "decorrelated"), default="rgb")
 args = parser.parse_args()
 
 LAYER = "pool5"
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])
+IMAGENET_MEAN = torch.tensor(preset("imagenet").mean)
 START = IMAGENET_MEAN if args.start == "imagenet" else torch.full((3,), float(args.start))
 _dip_init, _dip_forward = params.DIPParam.__init__, params.DIPParam.forward
 
