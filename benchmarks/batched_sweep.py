@@ -16,8 +16,8 @@ import time
 import torch
 
 from featinv.config import InvertConfig
-from featinv.inversion import Inversion
-from featinv.models import load_model
+from featinv.optim.inversion import Inversion
+from featinv.nets.models import load_model
 
 
 def measure(size: int, steps: int, trials: int, model_name: str, layer: str) -> dict:

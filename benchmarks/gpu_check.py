@@ -24,7 +24,7 @@ def main(out: str) -> None:
     base = dict(image="skimage:chelsea", model="vgg16_bn", weights="none", layers="conv3_1", seed=0)
     report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     from featinv.config import InvertConfig
-    from featinv.inversion import Inversion
+    from featinv.optim.inversion import Inversion
     torch.backends.cudnn.allow_tf32 = False
     grads, losses = {}, {}
     for device in ("cpu", "cuda"):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VGG = "vgg16_offline"  # the network of the issue's relu3_3 and pool5 bars
-COMMAND = "featinv bench --quality --out runs/quality"  # every case and method (featinv.quality)
+COMMAND = "featinv bench --quality --out runs/quality"  # every case and method (featinv.experiments.quality)
 
 
 def _key(row: dict) -> tuple:
@@ -169,7 +169,7 @@ def _source_lines(data: dict) -> list[str]:
 def _unseen_section(paths: list[Path], root: Path) -> list[str]:
     """The section of QUALITY.md for runs on photos outside the benchmark's: their own merged
     table, the bars checked on them, their notes and grids (under docs/quality/unseen)."""
-    from featinv.quality import from_json, table
+    from featinv.experiments.quality import from_json, table
 
     runs = [load_run(p) for p in paths]
     data = merge(runs)
@@ -199,7 +199,7 @@ def _unseen_section(paths: list[Path], root: Path) -> list[str]:
 def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None) -> None:
     """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs,
     and a section of its own for the ``unseen`` runs (photos outside the benchmark)."""
-    from featinv.quality import CASES, HELD_OUT, from_json, table
+    from featinv.experiments.quality import CASES, HELD_OUT, from_json, table
 
     runs = [load_run(p) for p in paths]
     data = merge(runs)

@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 
 from featinv.config import from_dict
 from featinv.files import to_pil, write_bytes
-from featinv.inversion import Inversion
-from featinv.models import load_model
+from featinv.optim.inversion import Inversion
+from featinv.nets.models import load_model
 
 PHOTOS = ("skimage:chelsea", "sklearn:china", "sklearn:flower")
 LAYERS = ("relu1_2", "relu3_3", "relu4_3", "pool5")

@@ -12,7 +12,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from featinv.perf import tune_process  # noqa: E402
+from featinv.nets.perf import tune_process  # noqa: E402
 
 tune_process()  # the suite is a host that opts in to the CLI's speed settings, as a user's script may
 
@@ -43,7 +43,7 @@ def tiny_net() -> TinyNet:
 
 @pytest.fixture(scope="session")
 def offline_vgg():
-    from featinv.models import load_model
+    from featinv.nets.models import load_model
     return load_model("vgg16_offline")
 
 

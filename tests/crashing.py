@@ -7,7 +7,7 @@ workers inherit.
 import os
 from pathlib import Path
 
-from featinv.executors import run_packed
+from featinv.runs.executors import run_packed
 
 CRASH_DIR = "FEATINV_TESTS_CRASH_DIR"
 
@@ -31,8 +31,8 @@ def invert_until_killed(marker: str) -> None:
     """A pool worker's life (its initializer, then an inversion far too long to finish) that
     touches ``marker`` once the loop runs, so a test can signal it mid-inversion."""
     from featinv.config import InvertConfig
-    from featinv.executors import _worker_init
-    from featinv.inversion import Inversion
+    from featinv.runs.executors import _worker_init
+    from featinv.optim.inversion import Inversion
 
     class Started:
         def on_step(self, run, rows):

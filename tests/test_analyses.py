@@ -9,9 +9,9 @@ from torchvision.models import resnet18, vgg16
 from featinv.api import invert
 from featinv.config import InvertConfig
 from featinv.errors import ConfigError
-from featinv.inversion import Inversion
-from featinv.masks import channel_mask
-from featinv.receptive import receptive_field
+from featinv.optim.inversion import Inversion
+from featinv.optim.masks import channel_mask
+from featinv.nets.receptive import receptive_field
 
 SMALL = {"model": "resnet18", "weights": "none", "size": 32}
 
@@ -106,7 +106,7 @@ def test_deep_layers_leave_more_open_than_shallow_ones(offline_vgg):
 def _in_chromium(html_path):
     import re
 
-    from featinv.report import chromium
+    from featinv.reports.report import chromium
     dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", "--window-size=1200,1000")
     total = int(re.search(r'data-images="(\d+)"', dom).group(1))
     ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
@@ -114,7 +114,7 @@ def _in_chromium(html_path):
 
 
 def test_diversity_and_window_appear_in_the_run_report(tmp_path):
-    from featinv.report import report
+    from featinv.reports.report import report
     invert("skimage:chelsea", layers="res2", steps=3, restarts=2, diversity=True, window="1:3,2:5",
            out=tmp_path / "run", **SMALL)
     dom, total, ok = _in_chromium(report(tmp_path / "run"))
@@ -141,8 +141,8 @@ def test_compare_puts_runs_side_by_side(tmp_path):
 
 
 def test_compare_takes_a_sweep_folder_for_its_trials(tmp_path):
-    from featinv.compare import compare, run_folders
-    from featinv.sweep import expand, run_sweep
+    from featinv.reports.compare import compare, run_folders
+    from featinv.runs.sweep import expand, run_sweep
     trials = expand({"base": {"image": "skimage:coffee", "steps": 2, **SMALL}, "grid": {"layers": ["conv1", "res2"]}})
     run_sweep(trials, tmp_path / "sweep")
     assert [f.name for f in run_folders([tmp_path / "sweep"])] == [t.name for t in trials]

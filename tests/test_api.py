@@ -27,7 +27,7 @@ def test_images_in_memory_are_inverted_and_named_in_the_config():
 def test_a_run_of_your_own_module_and_image_resumes_by_passing_them_again(tmp_path, tiny_net):
     from conftest import run_cli
 
-    from featinv.callbacks import StopAfter
+    from featinv.optim.callbacks import StopAfter
     photo = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
     run = {"model": tiny_net, "layers": "relu2", "size": 16, "steps": 4, "out": tmp_path / "run"}
     assert invert(photo, callbacks=[StopAfter(2)], **run).status == "interrupted"

@@ -96,7 +96,7 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
     the rows it lacks are kept but for equal-time rows timed against a default it replaced, the
     grid comes from the run that ran the default, and each run's notes and machine are named;
     runs at another size are refused."""
-    from featinv import quality
+    from featinv.experiments import quality
     report = _quality_report_module()
     rows = quality.run_benchmark(["astronaut"], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
                                  equal_time=False, grid_dir=tmp_path / "a", progress=lambda line: None)
@@ -126,7 +126,7 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
 def test_quality_report_keeps_photos_outside_the_benchmark_in_a_section_of_their_own(tmp_path):
     """``--unseen`` runs (photos outside the benchmark's ten) are not merged into the main table,
     whose means are over the benchmark's photos: they get their own section, table and grids."""
-    from featinv import quality
+    from featinv.experiments import quality
     report = _quality_report_module()
     env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-05 00:00"}
     for folder, photo in (("main", "astronaut"), ("unseen", "coffee")):
@@ -151,7 +151,7 @@ def test_quality_report_keeps_photos_outside_the_benchmark_in_a_section_of_their
 def test_feature_error_scores_an_image_against_the_photos_features():
     """The helper the flat/peer rows and the probes score with: the photo itself has no error,
     its flat mean colour has some, at the layer's default objective."""
-    from featinv import quality
+    from featinv.experiments import quality
     cache = {}
     problem = quality.photo_problem("astronaut", "vgg16_offline", "relu1_2", 32, cache)
     target = problem.target[0].cpu()
@@ -180,7 +180,7 @@ def test_quality_targets_keep_networks_with_the_same_layer_name_apart():
 def test_quality_table_groups_each_case_whatever_order_the_rows_came_in():
     """A merged report's rows arrive in the order of its runs: the table still lists each case
     together, equal-steps rows before equal-time ones."""
-    from featinv.quality import Row, table
+    from featinv.experiments.quality import Row, table
 
     def row(layer, method, equal_time=False):
         return Row("astronaut", "vgg16_offline", layer, method, 200, 20.0, 0.5, 25.0, 0.01, 0.1, equal_time, "pixel")

@@ -111,9 +111,9 @@ def test_existing_out_folder_is_refused_then_resumed(tmp_path):
 
 
 def test_resume_with_a_config_file_checks_the_files_values(tmp_path):
-    from featinv.callbacks import StopAfter
+    from featinv.optim.callbacks import StopAfter
     from featinv.config import InvertConfig
-    from featinv.runfolder import run_in_folder
+    from featinv.runs.runfolder import run_in_folder
     out = tmp_path / "run"
     config = InvertConfig(model="resnet18", weights="none", layers=("res2",), size=32, steps=4)
     assert run_in_folder(config, out, callbacks=[StopAfter(2)]).status == "interrupted"

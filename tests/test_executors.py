@@ -11,10 +11,10 @@ from crashing import CRASH_DIR
 from PIL import Image
 
 from featinv.errors import FeatinvError, RunFolderError
-from featinv.executors import ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
-from featinv.runfolder import is_finished
-from featinv.executors import BatchJob
-from featinv.sweep import expand, run_sweep, sweep_lock
+from featinv.runs.executors import ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
+from featinv.runs.runfolder import is_finished
+from featinv.runs.executors import BatchJob
+from featinv.runs.sweep import expand, run_sweep, sweep_lock
 
 BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
         "size": 16, "steps": 4, "snapshot_every": 2}
@@ -129,7 +129,7 @@ def test_process_pool_gives_up_when_retries_run_out(tmp_path):
 
 def test_a_plain_exception_in_a_batch_is_each_trials_recorded_failure(tmp_path, monkeypatch):
     """Not only featinv's own errors: anything a batch raises is recorded per trial, as on a pool."""
-    from featinv.inversion import Inversion
+    from featinv.optim.inversion import Inversion
 
     def broken(self, callbacks=()):
         raise RuntimeError("a bug in a callback")
@@ -227,8 +227,8 @@ def test_ray_records_a_failing_trial_and_goes_on(ray_local, tmp_path):
 @pytest.mark.timeout(600)
 def test_ray_resumes_a_trial_left_unfinished_on_the_driver(ray_local, local_run, tmp_path):
     """An interrupted trial's folder travels to a worker, is resumed there, and ends as a local run."""
-    from featinv.callbacks import StopAfter
-    from featinv.runfolder import run_in_folder
+    from featinv.optim.callbacks import StopAfter
+    from featinv.runs.runfolder import run_in_folder
     trials = expand(SPEC)
     folder = tmp_path / "trials" / trials[0].name
     assert run_in_folder(trials[0].config, folder, callbacks=[StopAfter(2)]).status == "interrupted"

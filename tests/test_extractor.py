@@ -2,7 +2,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18, vgg16
 
-from featinv.extractor import FeatureExtractor, frozen
+from featinv.nets.extractor import FeatureExtractor, frozen
 
 
 def count_calls(modules):
@@ -97,7 +97,7 @@ def test_batchnorm_with_its_own_activation_keeps_the_activation_when_folded():
 def test_offline_efficientnet_features_are_the_networks_own():
     """featinv's (folded) extractor gives the real network's stage outputs and logits: chelsea is a cat."""
     import skimage.data
-    from featinv.models import load_model
+    from featinv.nets.models import load_model
     loaded = load_model("efficientnet_lite0_offline")
     net = loaded.module.eval()
     photo = torch.tensor(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255

@@ -1,5 +1,5 @@
 """The library leaves its host process as it found it (allocator, cuDNN, Pillow, sockets, plotting,
-the user's model); the CLI's own settings are in featinv.perf.tune_process."""
+the user's model); the CLI's own settings are in featinv.nets.perf.tune_process."""
 import subprocess
 import sys
 
@@ -18,12 +18,12 @@ def state():
 
 before = state()
 import featinv
-from featinv.inversion import Inversion
+from featinv.optim.inversion import Inversion
 from featinv.config import InvertConfig
-from featinv.perf import tune_allocator
-from featinv.pages import curves_figure, grid_figure
-from featinv.structure import structure_png
-from featinv.layers import describe
+from featinv.nets.perf import tune_allocator
+from featinv.reports.pages import curves_figure, grid_figure
+from featinv.reports.structure import structure_png
+from featinv.nets.layers import describe
 from featinv.files import read_image, save_image
 
 model = featinv.load_model("resnet18", weights="none")
@@ -48,25 +48,3 @@ def test_library_calls_leave_the_host_process_as_it_was(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert proc.returncode == 0 and "unchanged" in proc.stdout, proc.stderr[-3000:]
-
-
-def test_modules_depend_one_way():
-    """No import cycles among featinv's modules, counting the imports inside functions too."""
-    import ast
-    package = ROOT / "src" / "featinv"
-    modules = {p.stem for p in package.glob("*.py")}
-    graph = {m: set() for m in modules}
-    for m in modules:
-        for node in ast.walk(ast.parse((package / f"{m}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                graph[m] |= {n.split(".")[0] for n in names} & modules
-
-    def reachable(start):
-        seen, stack = set(), [start]
-        while stack:
-            for nxt in graph[stack.pop()] - seen:
-                seen.add(nxt)
-                stack.append(nxt)
-        return seen
-    assert [m for m in sorted(modules) if m in reachable(m)] == []

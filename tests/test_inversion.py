@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from featinv.callbacks import StopAfter
+from featinv.optim.callbacks import StopAfter
 from featinv.config import InvertConfig
 from featinv.api import invert
-from featinv.inversion import Inversion
+from featinv.optim.inversion import Inversion
 
 
 @pytest.mark.slow
@@ -98,8 +98,8 @@ def test_stop_and_resume_in_memory_equals_uninterrupted():
 def test_onnx_model_features_match_torch(tmp_path):
     from torchvision.models import resnet18
 
-    from featinv.extractor import FeatureExtractor
-    from featinv.models import load_model
+    from featinv.nets.extractor import FeatureExtractor
+    from featinv.nets.models import load_model
     net = resnet18().eval()
     path = tmp_path / "r18.onnx"
     torch.onnx.export(net, torch.randn(1, 3, 64, 64), str(path), opset_version=17, dynamo=False)
@@ -159,8 +159,8 @@ def test_compiled_step_follows_the_eager_one(tiny_net):
     (fused kernels may differ in the last bits); its mode is recorded and batches with its own.
     A cold inductor build costs about a minute on a 2-core CPU whatever the network, so one build."""
     from featinv.config import batch_key
-    from featinv.models import LoadedModel
-    from featinv.preprocess import PRESETS
+    from featinv.nets.models import LoadedModel
+    from featinv.nets.preprocess import PRESETS
     model = LoadedModel(tiny_net, PRESETS["imagenet"], "tiny", "test module", True)
     options = dict(image="skimage:astronaut", model="tiny", layers=("relu2",), size=32, steps=4, device="cpu")
     configs = [InvertConfig(seed=0, **options), InvertConfig(seed=1, tv=2.0, **options)]
@@ -189,8 +189,8 @@ def test_trials_with_the_same_lr_course_share_an_optimizer_group():
 
 
 def test_emulated_low_precision_warns(monkeypatch):
-    import featinv.problem
-    monkeypatch.setattr(featinv.problem, "native_precision", lambda device, precision: precision == "fp32")
+    import featinv.optim.problem
+    monkeypatch.setattr(featinv.optim.problem, "native_precision", lambda device, precision: precision == "fp32")
     with pytest.warns(UserWarning, match="fp16 has no native kernels.*--precision fp32"):
         Inversion(InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
                                size=16, steps=1, precision="fp16", device="cpu"))

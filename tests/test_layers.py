@@ -3,8 +3,8 @@ import torch
 from torchvision.models import resnet18, vgg16, vgg16_bn
 
 from featinv.errors import LayerError
-from featinv.extractor import FeatureExtractor
-from featinv.layers import LayerRequest, aliases, parse_layers, resolve
+from featinv.nets.extractor import FeatureExtractor
+from featinv.nets.layers import LayerRequest, aliases, parse_layers, resolve
 
 
 def shapes(model, names, size=64):

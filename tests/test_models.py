@@ -5,7 +5,7 @@ import torch
 
 from featinv.errors import ModelError, WeightsUnavailableError
 from featinv.files import load_target
-from featinv.models import load_model
+from featinv.nets.models import load_model
 
 
 def test_offline_vgg16_is_frozen_and_uses_caffe_preprocessing(offline_vgg):
@@ -94,7 +94,7 @@ def test_reachability_goes_through_the_https_proxy(tmp_path, monkeypatch):
     """Behind a proxy the weights host is reached through HTTPS_PROXY, so the check asks the proxy."""
     import socket
 
-    from featinv.models import _cached_or_reachable
+    from featinv.nets.models import _cached_or_reachable
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -116,8 +116,8 @@ def test_offline_mobilenet_v2_is_trained_and_has_stage_aliases():
     """Its weights tell a photo's mirror image from other photos far better than random init's do."""
     import torch.nn.functional as F
 
-    from featinv.layers import aliases
-    from featinv.models import MobileNetV2Features
+    from featinv.nets.layers import aliases
+    from featinv.nets.models import MobileNetV2Features
     model = load_model("mobilenet_v2_offline")
     table = aliases(model.module)
     assert {"stem", "block1", "block17", "stage1", "stage5", "head"} <= set(table)

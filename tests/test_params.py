@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from featinv.callbacks import StopAfter
+from featinv.optim.callbacks import StopAfter
 from featinv.config import InvertConfig
 from featinv.errors import ConfigError
 from featinv.api import invert
-from featinv.inversion import Inversion
-from featinv.params import PARAMS, decorrelated_to_rgb, fit_error, make_param, rgb_to_decorrelated
-from featinv.transforms import Transforms
+from featinv.optim.inversion import Inversion
+from featinv.optim.params import PARAMS, decorrelated_to_rgb, fit_error, make_param, rgb_to_decorrelated
+from featinv.optim.transforms import Transforms
 
 
 def _photo(size: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_chroma_scale_is_checked_and_left_to_the_layer():
         InvertConfig(chroma_scale=0)
     with pytest.raises(ConfigError, match="chroma_scale must be a whole number of pixels from 1 to the image size"):
         make_param("pyramid", 16, chroma_scale=32)
-    from featinv.defaults import resolve_defaults
+    from featinv.optim.defaults import resolve_defaults
     assert resolve_defaults(InvertConfig(param="pixel"), stride=32).chroma_scale == 1
     asked = resolve_defaults(InvertConfig(chroma_scale=2), stride=32)  # dip has no colour scale: the pyramid
     assert (asked.param, asked.chroma_scale) == ("pyramid", 2)
@@ -172,7 +172,7 @@ def test_deep_defaults_draw_with_the_deep_image_prior_not_rainbow_textures(offli
     # 8-pixel detail < 0.3x pixels') passed on one machine and gave 0.9x on another: at 64 px
     # there is too little such detail for a share of it to be stable.
     assert _pixel_scale_colour(deep.image) < 0.5 * _pixel_scale_colour(pixels.image)
-    from featinv.defaults import resolve_defaults
+    from featinv.optim.defaults import resolve_defaults
     grey = resolve_defaults(InvertConfig(layers=("pool5",), init="grey"), stride=32)  # no run: only the choice
     assert (grey.param, grey.lr, grey.chroma_scale) == ("pyramid", 0.05, 8)
 
@@ -181,7 +181,7 @@ def test_stride_8_defaults_are_dip_with_light_tv():
     """From stride 8 (VGG16 conv4_*, relu4_3) the defaults are dip with the light TV of the
     middle layers (on ten photos at relu4_3: 21.5 dB / SSIM 0.54 against the pyramid's 17.9 /
     0.33); stride 4 keeps the pyramid; a run that starts from an image gets the pyramid."""
-    from featinv.defaults import resolve_defaults
+    from featinv.optim.defaults import resolve_defaults
     eight = resolve_defaults(InvertConfig(layers=("relu4_3",)), stride=8)
     assert (eight.param, eight.lr, eight.tv, eight.chroma_scale) == ("dip", 0.01, 0.5, 1)
     four = resolve_defaults(InvertConfig(layers=("relu3_3",)), stride=4)

@@ -1,6 +1,6 @@
 import torch
 
-from featinv import perf
+from featinv.nets import perf
 
 
 def test_native_precision_is_true_for_fp32_and_cuda_and_a_bool_for_cpu_low_precision():

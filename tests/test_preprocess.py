@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from featinv.errors import ConfigError
-from featinv.preprocess import PRESETS, preset
+from featinv.nets.preprocess import PRESETS, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

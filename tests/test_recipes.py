@@ -4,8 +4,8 @@ import pytest
 
 from featinv.errors import ConfigError
 from featinv.api import invert
-from featinv.recipes import recipe_values, with_recipe
-from featinv.sweep import expand
+from featinv.optim.recipes import recipe_values, with_recipe
+from featinv.runs.sweep import expand
 
 
 def test_ijcv_recipe_values_follow_the_sources(offline_vgg):
@@ -54,9 +54,9 @@ def test_sweeps_apply_recipes_per_trial():
 
 
 def test_ijcv_recipe_weights_unweighted_layers_with_its_data_weight():
-    """C = 300 where no weight is given (C = 1 does not converge: see featinv.recipes); an
+    """C = 300 where no weight is given (C = 1 does not converge: see featinv.optim.recipes); an
     explicit weight, 1 included, is kept."""
-    from featinv.recipes import IJCV_DATA_WEIGHT
+    from featinv.optim.recipes import IJCV_DATA_WEIGHT
     config, header = with_recipe({"recipe": "mahendran2016", "size": 32}, {"layers": "relu2_2,pool2:20,conv1_1:1"})
     assert config.layers == (f"relu2_2:{IJCV_DATA_WEIGHT:g}", "pool2:20", "conv1_1:1")
     assert config.param == "pixel" and "C the layer weight" in header

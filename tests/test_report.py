@@ -5,10 +5,10 @@ from html import escape
 import pytest
 
 from featinv.errors import RunFolderError
-from featinv.report import chromium, find_chromium, report, screenshot
-from featinv.runfolder import run_in_folder
+from featinv.reports.report import chromium, find_chromium, report, screenshot
+from featinv.runs.runfolder import run_in_folder
 from featinv.config import InvertConfig
-from featinv.sweep import expand, run_sweep
+from featinv.runs.sweep import expand, run_sweep
 
 BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res2",
         "size": 32, "steps": 6, "snapshot_every": 2}
@@ -48,7 +48,7 @@ def test_nothing_to_report(tmp_path):
 
 @pytest.fixture(scope="module")
 def fast_study(tmp_path_factory):
-    from featinv.study import run_seed_study
+    from featinv.experiments.study import run_seed_study
     out = tmp_path_factory.mktemp("study")
     run_seed_study(out, fast=True, size=32, steps=8)  # every question, small: the pipeline, not the quality
     return out
@@ -101,7 +101,7 @@ def test_cli_study_and_report(tmp_path):
 def test_a_study_refuses_a_size_or_step_count_of_zero_before_it_starts(option, tmp_path):
     from conftest import run_cli
     from featinv.errors import ConfigError
-    from featinv.study import seed_specs
+    from featinv.experiments.study import seed_specs
     with pytest.raises(ConfigError, match=option.lstrip("-")):
         seed_specs(fast=True, **{option.lstrip("-"): 0})
     proc = run_cli("study", "seed", "--fast", option, "0", "--out", str(tmp_path / "study"))

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from featinv.callbacks import StopAfter
+from featinv.optim.callbacks import StopAfter
 from featinv.config import InvertConfig
 from featinv.errors import RunFolderError
-from featinv.runfolder import check_writable, run_in_folder
+from featinv.runs.runfolder import check_writable, run_in_folder
 
 CONFIG = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res2",),
                       size=32, steps=12, snapshot_every=4)

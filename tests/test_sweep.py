@@ -2,10 +2,10 @@ import csv
 
 import pytest
 
-from featinv.callbacks import StopAfter
+from featinv.optim.callbacks import StopAfter
 from featinv.errors import ConfigError
-from featinv.runfolder import run_in_folder
-from featinv.sweep import expand, run_sweep
+from featinv.runs.runfolder import run_in_folder
+from featinv.runs.sweep import expand, run_sweep
 
 BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
         "size": 16, "steps": 4}
@@ -115,7 +115,7 @@ def test_a_diverging_trial_does_not_spoil_its_batch(tmp_path):
 def test_automatic_batches_are_spread_over_the_executors_slots(tmp_path):
     """A pool that runs two batches at once gets two half batches, not one full one and an idle
     worker; an explicit --batch still wins."""
-    from featinv.executors import LocalExecutor
+    from featinv.runs.executors import LocalExecutor
 
     class TwoSlots(LocalExecutor):
         def slots(self) -> int:

@@ -22,9 +22,11 @@ import statistics
 
 import torch
 
-from featinv import metrics, params, quality
-from featinv.models import load_model
-from featinv.preprocess import preset
+from featinv import metrics
+from featinv.experiments import quality
+from featinv.optim import params
+from featinv.nets.models import load_model
+from featinv.nets.preprocess import preset
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("start", nargs="?", default="0.5", help="dip's starting mean level, or 'imagenet'")

@@ -14,12 +14,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "invert": "api", "Inversion": "inversion", "Result": "results", "Summary": "results",
-    "make_param": "params", "Transforms": "transforms",
+    "invert": "api", "Inversion": "optim.inversion", "Result": "optim.results", "Summary": "optim.results",
+    "make_param": "optim.params", "Transforms": "optim.transforms",
     "InvertConfig": "config", "load_config": "config",
-    "load_model": "models", "available_models": "models", "LoadedModel": "models",
-    "FeatureExtractor": "extractor",
-    "Objective": "objectives", "FeatureTerm": "objectives", "TVTerm": "objectives", "AlphaTerm": "objectives",
+    "load_model": "nets.models", "available_models": "nets.models", "LoadedModel": "nets.models",
+    "FeatureExtractor": "nets.extractor",
+    "Objective": "optim.objectives", "FeatureTerm": "optim.objectives", "TVTerm": "optim.objectives", "AlphaTerm": "optim.objectives",
     "Schedule": "schedules",
     "read_image": "files", "save_image": "files",
     "FeatinvError": "errors",

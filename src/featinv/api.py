@@ -1,5 +1,5 @@
-"""``featinv.invert``: one call from Python, above the loop (:mod:`featinv.inversion`) and the run
-folders (:mod:`featinv.runfolder`) it chooses between.
+"""``featinv.invert``: one call from Python, above the loop (:mod:`featinv.optim.inversion`) and the run
+folders (:mod:`featinv.runs.runfolder`) it chooses between.
 
 Images may be what a notebook holds (a Pillow image, a numpy array, a tensor: see
 :mod:`featinv.files`); the config then names them by kind, size and a digest of their pixels, and a
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from .callbacks import ProgressBar
+from .optim.callbacks import ProgressBar
 from .config import InvertConfig
 from .files import ImageSource, describe, in_memory, read_image
-from .inversion import Callback, Inversion
-from .models import LoadedModel, module_name
-from .results import Result
+from .optim.inversion import Callback, Inversion
+from .nets.models import LoadedModel, module_name
+from .optim.results import Result
 
 
 def invert(image: ImageSource | None = None, *, config: InvertConfig | None = None,
@@ -30,7 +30,7 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
     ``image`` (and ``init``) is a file, ``skimage:NAME``, or an image in memory: a Pillow image, a
     numpy array ``[H, W, 3]`` or a tensor ``[3, H, W]`` (uint8 0-255, or floats in [0, 1]).
 
-    ``model`` is a registry name (see :func:`featinv.models.load_model`), a loaded model, or
+    ``model`` is a registry name (see :func:`featinv.nets.models.load_model`), a loaded model, or
     any ``nn.Module`` of your own (preprocessing then defaults to torchvision's ImageNet one;
     set ``preprocess=...`` otherwise). A run of your own module resumes by passing it again. Your
     module's weights, train/eval mode and ``requires_grad`` are left as they were; it is moved to the
@@ -46,13 +46,13 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
     >>> invert(photo, model="resnet18", weights="none", layers="res1", size=32, steps=1).config.image
     '<tensor 40x40 #17744bb6>'
     """
-    from .recipes import with_recipe
+    from .optim.recipes import with_recipe
 
     base = config.to_dict() if config else {}
     if isinstance(model, str):
         options["model"], model = model, None
     elif isinstance(model, torch.nn.Module):
-        from .preprocess import PRESETS
+        from .nets.preprocess import PRESETS
         model = LoadedModel(model, PRESETS["imagenet"], module_name(model), "user module", True)
     if isinstance(model, LoadedModel):
         options.setdefault("model", model.name)
@@ -72,6 +72,6 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
             raise RunFolderError("resume needs the run folder: pass out=...")
         callbacks = list(callbacks) + ([] if quiet else [ProgressBar()])
         return Inversion(config, model, images).run(callbacks)
-    from .runfolder import run_in_folder
+    from .runs.runfolder import run_in_folder
     return run_in_folder(config, Path(out), resume=resume, model=model, images=images,
                          callbacks=list(callbacks), quiet=quiet, header=header)

@@ -18,7 +18,7 @@ CONFIG_OPTIONS = {
     "layers": (str, "comma-separated layer names, each optionally NAME:WEIGHT (e.g. conv3_1,fc6:2)"),
     "size": (int, "square input size in pixels (default 128)"),
     "steps": (int, "optimisation steps (default 200)"),
-    "lr": (str, "base learning rate (default auto: 0.05 for every layer so far; see featinv.defaults)"),
+    "lr": (str, "base learning rate (default auto: 0.05 for every layer so far; see featinv.optim.defaults)"),
     "schedule": (str, "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"),
     "optimizer": (str, "adam (default) | sgd | lbfgs"),
     "momentum": (float, "SGD momentum (default 0.9)"),
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the quality benchmark instead of the speed one (see QUALITY.md)")
     q.add_argument("--photos", nargs="+", default=None,
                    help="photos: names of built-in photos (skimage, matplotlib, sklearn) or files (default: six the defaults were "
-                        "chosen on and four held out: featinv.quality.PHOTOS)")
+                        "chosen on and four held out: featinv.experiments.quality.PHOTOS)")
     q.add_argument("--quality-cases", nargs="+", default=None, metavar="MODEL:LAYER",
                    help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5")
     q.add_argument("--methods", nargs="+", default=None,
@@ -207,15 +207,15 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
     explicit = _explicit(args)
     base = read_yaml(args.config) if args.config else {}
-    from .recipes import with_recipe
+    from .optim.recipes import with_recipe
     config, args.header = with_recipe(base, explicit, str(args.config) if args.config else "options")
     return base, explicit, config
 
 
 def _default_out(config: Any) -> Path:
     from .files import safe_name, sample_name
-    from .models import DEFAULT_LAYERS
-    from .runfolder import new_folder_name
+    from .nets.models import DEFAULT_LAYERS
+    from .runs.runfolder import new_folder_name
 
     image = sample_name(config.image) or Path(config.image).stem
     model = Path(config.model).stem
@@ -225,7 +225,7 @@ def _default_out(config: Any) -> Path:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from .runfolder import CONFIG, run_in_folder, stored_config
+    from .runs.runfolder import CONFIG, run_in_folder, stored_config
 
     if args.resume:
         if args.out is None:
@@ -235,7 +235,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
             raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder "
                                  f"with {CONFIG}")
         from .config import read_yaml
-        from .recipes import with_recipe
+        from .optim.recipes import with_recipe
         # the file's values, then the options, over the stored run: any difference is refused below
         given_file = read_yaml(args.config) if args.config else {}
         config, _ = with_recipe({**stored_config(args.out).to_dict(), **given_file}, _explicit(args),
@@ -264,8 +264,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from .layers import aliases, describe
-    from .models import load_model
+    from .nets.layers import aliases, describe
+    from .nets.models import load_model
 
     model = load_model(args.model, args.weights)
     rows = describe(model.module, args.size, everything=args.all)
@@ -282,7 +282,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape)) if shape else '-'}")
     if args.plot:
         from .files import write_bytes
-        from .structure import structure_png
+        from .reports.structure import structure_png
         highlight = [h for h in args.highlight.split(",") if h]
         write_bytes(args.plot, structure_png(model.module, model.label, args.size, highlight))
         print(f"structure drawn to {args.plot}")
@@ -290,7 +290,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from . import sweep
+    from .runs import sweep
 
     overrides = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     if args.config:
@@ -305,7 +305,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sweep.save_spec(out, args.sweep.read_text())
 
-    from .executors import make_executor
+    from .runs.executors import make_executor
     executor = make_executor(args.executor, args.jobs, args.address, args.tensorboard, args.gpus)
     progress = _SweepProgress(len(trials), _trial_printer(args.quiet))
     try:
@@ -355,8 +355,8 @@ class _SweepProgress:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .report import report
-    from .study import run_seed_study
+    from .reports.report import report
+    from .experiments.study import run_seed_study
 
     out = args.out or Path("runs") / ("study-seed-fast" if args.fast else "study-seed")
     run_seed_study(out, fast=args.fast, model=args.model, weights=args.weights, image=args.image,
@@ -367,7 +367,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import report, screenshot
+    from .reports.report import report, screenshot
 
     path = report(args.folder)
     print(f"report: {path}")
@@ -379,7 +379,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) -> list:
     """The rows of an earlier quality run in ``out`` (resumed case by case), or none if there is none.
     A run at other settings is refused rather than overwritten."""
-    from . import quality
+    from .experiments import quality
     from .errors import ConfigError
 
     path = out / "quality.json"
@@ -398,7 +398,7 @@ def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) 
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from . import quality
+    from .experiments import quality
     from .errors import ConfigError
     from .files import write_json, write_text
 
@@ -406,8 +406,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in quality.METHODS]
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}: expected some of {', '.join(quality.METHODS)}")
-    from .bench import environment
-    from .problem import resolve_device
+    from .experiments.bench import environment
+    from .optim.problem import resolve_device
     env = environment(resolve_device("auto"))
     photos = list(args.photos or quality.PHOTOS)
     finished = _finished_quality_rows(args.out, args.quality_size, args.quality_steps, photos)
@@ -430,9 +430,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.quality:
         return cmd_quality(args)
-    from . import bench
+    from .experiments import bench
     from .files import write_json
-    from .problem import resolve_device
+    from .optim.problem import resolve_device
 
     device = resolve_device(args.device)
     cases = bench.parse_cases(args.cases or bench.DEFAULT_CASES, args.sizes, args.batches)
@@ -453,17 +453,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare
+    from .reports.compare import compare
     path = compare(args.runs, args.out)
     print(f"comparison: {path} and {args.out / 'compare.png'}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import OFFLINE_MODELS, available_models
+    from .nets.models import OFFLINE_MODELS, available_models
 
     if args.timm is not None:
-        from .models import timm_names
+        from .nets.models import timm_names
         names = timm_names(args.timm)
         if not names:
             from .errors import ModelError
@@ -505,8 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
                 "report": cmd_report, "bench": cmd_bench, "models": cmd_models, "compare": cmd_compare}
     if args.command in ("invert", "sweep", "study", "bench"):
-        from .perf import tune_process
-        tune_process()  # the CLI's own process: see featinv.perf
+        from .nets.perf import tune_process
+        tune_process()  # the CLI's own process: see featinv.nets.perf
     try:
         return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`

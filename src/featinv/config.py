@@ -21,7 +21,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
-# Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.defaults).
+# Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.optim.defaults).
 AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "chroma_scale")
 
 
@@ -43,11 +43,11 @@ class InvertConfig:
     layers: tuple[str, ...] | None = None  # 'conv3_1' or 'conv3_1:0.5'; None = the model's default layer
     size: int = 128                     # square input side in pixels
     steps: int = 200
-    lr: float | None = None             # None = by the layer's depth (see featinv.defaults)
+    lr: float | None = None             # None = by the layer's depth (see featinv.optim.defaults)
     schedule: str = "constant"          # see featinv.schedules
     optimizer: str = "adam"             # adam | sgd | lbfgs
     momentum: float = 0.9               # sgd only
-    tv: float | None = None             # TV weight (a per-pixel mean; see featinv.objectives); None = by depth
+    tv: float | None = None             # TV weight (a per-pixel mean; see featinv.optim.objectives); None = by depth
     tv_beta: float = 2.0
     tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
     alpha_norm: float | None = None     # alpha-norm weight; None = by depth (0 at every depth today)
@@ -58,7 +58,7 @@ class InvertConfig:
     chroma_scale: int | None = None     # colour changes over N px or more, brightness per pixel (fourier, pyramid); None = by depth
     restarts: int = 1                   # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
     diversity: bool = False             # keep every restart's image: diversity.png, mean/std, pairwise distance
-    channels: str | None = None         # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.masks)
+    channels: str | None = None         # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.optim.masks)
     window: str | None = None           # invert only this window of the feature map: y0:y1,x0:x1 (cells)
     init: str = "noise"                 # noise | grey | path to an image
     seed: int = 0
@@ -69,10 +69,10 @@ class InvertConfig:
     momentum_reset: bool = False        # clear optimiser momentum whenever the learning rate changes (CVPR code)
     snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
     device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (see featinv.perf.native_precision)
+    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (see featinv.nets.perf.native_precision)
     compile: str | None = None          # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
     preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
-    recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.recipes)
+    recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.optim.recipes)
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -96,7 +96,7 @@ class InvertConfig:
             raise ConfigError(f"diversity must be true or false, got {self.diversity!r}")
         if self.diversity and self.restarts < 2:
             raise ConfigError(f"diversity compares restarts: it needs restarts >= 2, got {self.restarts}")
-        from .masks import check_channels, check_window
+        from .specs import check_channels, check_window
         for name, check in (("channels", check_channels), ("window", check_window)):
             value = getattr(self, name)
             if value is not None:
@@ -104,17 +104,17 @@ class InvertConfig:
                     object.__setattr__(self, name, str(value))
                 check(getattr(self, name))
         if self.param is not None:
-            from .params import PARAMS, STARTS_WITHOUT_IMAGE
+            from .specs import PARAMS, STARTS_WITHOUT_IMAGE
             _choice("param", self.param, PARAMS)
             if self.param == "dip" and self.init not in STARTS_WITHOUT_IMAGE:
                 raise ConfigError(f"init {self.init!r} needs param pixel, fourier or pyramid, got param 'dip' "
                                   f"(it starts from its own seeded network; leave init at noise)")
         if self.transforms is not None:
-            from .transforms import parse_spec
-            parse_spec(self.transforms)  # fail early on a bad list
+            from .specs import parse_transforms
+            parse_transforms(self.transforms)  # fail early on a bad list
         if self.chroma_scale is not None:
             _positive_int("chroma_scale", self.chroma_scale)
-            from .params import CHROMA_PARAMS
+            from .specs import CHROMA_PARAMS
             if self.chroma_scale > 1 and self.param is not None and self.param not in CHROMA_PARAMS:
                 raise ConfigError(f"chroma_scale {self.chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
                                   f"got param {self.param!r} (leave chroma_scale unset or 1)")
@@ -155,7 +155,7 @@ class InvertConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
 
-# Trials that agree on these can share one forward/backward pass (see featinv.inversion);
+# Trials that agree on these can share one forward/backward pass (see featinv.optim.inversion);
 # everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
 BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
                 "tv_beta", "tv_kind", "alpha", "clamp", "prior_space", "precision", "compile")
@@ -196,7 +196,7 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     text = value.strip()
     if FIELDS[name].type.endswith("| None") and text.lower() in ("null", "~", "auto"):
-        return None  # 'auto': chosen by the layer (see featinv.defaults)
+        return None  # 'auto': chosen by the layer (see featinv.optim.defaults)
     try:
         if kind == "float":
             return float(text)

@@ -210,7 +210,7 @@ def read_image(source: ImageSource, provided: Mapping[str, bytes | torch.Tensor]
         except Image.DecompressionBombError as exc:
             raise ImageError(f"cannot read image {source!r}: {exc} Pillow refuses images that large unless "
                              f"PIL.Image.MAX_IMAGE_PIXELS is raised (the featinv CLI raises it to 400 "
-                             f"megapixels: see featinv.perf.tune_process)") from exc
+                             f"megapixels: see featinv.nets.perf.tune_process)") from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"cannot read image {source!r}: expected a PNG/JPEG/... file "
                              f"Pillow can decode, but it is unreadable or corrupt ({exc})") from exc

@@ -1,0 +1,1 @@
+"""Experiments built from runs: the seed study, the quality benchmark, the speed benchmark."""
