@@ -16,14 +16,17 @@ import torch
 from .optim.callbacks import ProgressBar
 from .config import InvertConfig
 from .files import ImageSource, describe, in_memory, read_image
+from .optim.compose import Sum
 from .optim.inversion import Callback, Inversion
 from .nets.models import LoadedModel, module_name
 from .optim.results import Result
+from .specs import CUSTOM_PARAM
 
 
 def invert(image: ImageSource | None = None, *, config: InvertConfig | None = None,
            model: str | LoadedModel | torch.nn.Module | None = None, out: str | Path | None = None,
            resume: bool = False, callbacks: Sequence[Callback] = (), quiet: bool = True,
+           param: str | torch.nn.Module | None = None, objective: Sum | None = None,
            **options: Any) -> Result:
     """Reconstruct ``image`` from a network's features. Keyword options are config fields.
 
@@ -35,6 +38,14 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
     set ``preprocess=...`` otherwise). A run of your own module resumes by passing it again. Your
     module's weights, train/eval mode and ``requires_grad`` are left as they were; it is moved to the
     run's device (``device``: CUDA when present), where it stays.
+
+    ``param`` is a built-in parameterisation's name (``pixel``, ``fourier``, ``pyramid``, ``dip``) or
+    one of your own: any ``nn.Module`` whose ``forward()``
+    returns the image ``[1, 3, size, size]`` in [0, 1]; its parameters are what is optimised and
+    checkpoints hold its ``state_dict()`` (the config records ``param: custom``; a run resumes by
+    passing the module again). ``objective`` is a sum of terms from :mod:`featinv.objectives`
+    (``features("relu3_3") + 0.5 * tv()``, ``channel("relu4_3", 12)``, ...); it replaces what
+    ``layers``, ``tv`` and ``alpha_norm`` would build, and names the layers the run extracts.
 
     With ``out``, the run is written to that folder (config, log, snapshots, final image,
     summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
@@ -58,6 +69,19 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
         options.setdefault("model", model.name)
     if image is not None:
         options["image"] = image
+    if isinstance(param, torch.nn.Module):
+        options["param"] = CUSTOM_PARAM
+    elif param is not None:
+        options["param"], param = param, None
+    if objective is not None:
+        if not isinstance(objective, Sum):
+            from .errors import ConfigError
+            raise ConfigError(f"objective must be built from featinv.objectives (features, tv, alpha_norm, "
+                              f"channel, neuron, with + and *), got {type(objective).__name__}")
+        if not objective.layers:
+            from .errors import ConfigError
+            raise ConfigError(f"the objective {objective!r} names no layer: add features(...) or channel(...)")
+        options.setdefault("layers", ",".join(objective.layers))
     images: dict[str, torch.Tensor] = {}
     for key in ("image", "init"):  # in-memory images travel beside the config, named in it
         if key in options and in_memory(options[key]):
@@ -71,7 +95,8 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
             from .errors import RunFolderError
             raise RunFolderError("resume needs the run folder: pass out=...")
         callbacks = list(callbacks) + ([] if quiet else [ProgressBar()])
-        return Inversion(config, model, images).run(callbacks)
+        return Inversion(config, model, images, param=param, objective=objective).run(callbacks)
     from .runs.runfolder import run_in_folder
     return run_in_folder(config, Path(out), resume=resume, model=model, images=images,
-                         callbacks=list(callbacks), quiet=quiet, header=header)
+                         callbacks=list(callbacks), quiet=quiet, header=header,
+                         param=param, objective=objective)

@@ -104,11 +104,14 @@ class InvertConfig:
                     object.__setattr__(self, name, str(value))
                 check(getattr(self, name))
         if self.param is not None:
-            from .specs import PARAMS, STARTS_WITHOUT_IMAGE
-            _choice("param", self.param, PARAMS)
-            if self.param == "dip" and self.init not in STARTS_WITHOUT_IMAGE:
-                raise ConfigError(f"init {self.init!r} needs param pixel, fourier or pyramid, got param 'dip' "
-                                  f"(it starts from its own seeded network; leave init at noise)")
+            from .specs import CUSTOM_PARAM, PARAMS, STARTS_WITHOUT_IMAGE
+            _choice("param", self.param, (*PARAMS, CUSTOM_PARAM))
+            if self.param in ("dip", CUSTOM_PARAM) and self.init not in STARTS_WITHOUT_IMAGE:
+                raise ConfigError(f"init {self.init!r} needs param pixel, fourier or pyramid, got param "
+                                  f"{self.param!r} (it starts from its own seeded network; leave init at noise)"
+                                  if self.param == "dip" else
+                                  f"init {self.init!r} cannot start your own parameterisation (param "
+                                  f"'custom'): it draws its own start; leave init at noise")
         if self.transforms is not None:
             from .specs import parse_transforms
             parse_transforms(self.transforms)  # fail early on a bad list

@@ -16,6 +16,7 @@ from .errors import ConfigError, did_you_mean
 
 PARAMS = ("pixel", "fourier", "pyramid", "dip")
 CHROMA_PARAMS = ("fourier", "pyramid")  # those that can hold colour to a coarser scale (chroma_scale)
+CUSTOM_PARAM = "custom"  # a module of the user's, passed from Python: featinv.invert(param=...)
 STARTS_WITHOUT_IMAGE = ("noise",)  # the inits that dip (which draws its own start) can honour
 
 

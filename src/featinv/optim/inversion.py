@@ -27,6 +27,7 @@ from ..files import load_target
 from ..nets.models import LoadedModel
 from .params import ImageParam, PixelParam, make_param
 from ..nets.perf import compile_step, is_compile_failure
+from .compose import Sum
 from .problem import Problem, resolve_device  # noqa: F401 - resolve_device: re-exported
 from .results import Result, summarize
 from ..nets.sizing import count_saved_bytes
@@ -48,7 +49,7 @@ class Slot:
 
     trial: int
     config: InvertConfig          # the trial's config with this restart's seed
-    param: ImageParam
+    param: torch.nn.Module  # an ImageParam, or a module of the user's (forward() -> [1, 3, S, S])
     transforms: Transforms
     last_good: list[torch.Tensor]  # the parameters after the last finite step (buffers, copied into)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -85,6 +86,36 @@ def _check_batchable(configs: Sequence[InvertConfig]) -> None:
         raise ConfigError("L-BFGS runs one trial at a time, without restarts (it has a single parameter group)")
 
 
+def _check_parts(configs: Sequence[InvertConfig], param: torch.nn.Module | None, objective: Sum | None) -> None:
+    """A module or objective of the user's drives one trial: there is one of each."""
+    from ..errors import ConfigError
+    from ..specs import CUSTOM_PARAM
+    if param is not None and (len(configs) > 1 or configs[0].restarts > 1):
+        raise ConfigError("your own parameterisation is one module: it runs one trial without restarts "
+                          f"(got {len(configs)} trial(s), restarts {configs[0].restarts})")
+    if (param is not None) != (configs[0].param == CUSTOM_PARAM):
+        raise ConfigError("param 'custom' is an nn.Module of your own, passed from Python "
+                          "(featinv.invert(..., param=module)); from a config, use pixel, fourier, pyramid or dip")
+    if objective is not None and len(configs) > 1:
+        raise ConfigError("an objective of your own drives one trial (a batch builds its own from the configs)")
+
+
+def _user_param(module: torch.nn.Module, size: int, device: torch.device) -> torch.nn.Module:
+    """The user's parameterisation, on the run's device, checked: ``forward()`` gives
+    ``[1, 3, size, size]`` and something is optimised."""
+    from ..errors import ConfigError
+    module.to(device)
+    if not any(p.requires_grad for p in module.parameters()):
+        raise ConfigError(f"your parameterisation ({type(module).__name__}) has no parameters to optimise")
+    with torch.no_grad():
+        image = module()
+    shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+    if shape != (1, 3, size, size):
+        raise ConfigError(f"your parameterisation's forward() must return an image [1, 3, {size}, {size}] "
+                          f"in [0, 1] (size {size}), got {shape}")
+    return module
+
+
 class Inversion:
     """One inversion, or a batch of them sharing each forward/backward pass.
 
@@ -103,22 +134,26 @@ class Inversion:
     """
 
     def __init__(self, configs: InvertConfig | Sequence[InvertConfig], model: LoadedModel | None = None,
-                 images: Mapping[str, bytes | torch.Tensor] | None = None) -> None:
+                 images: Mapping[str, bytes | torch.Tensor] | None = None, *,
+                 param: torch.nn.Module | None = None, objective: Sum | None = None) -> None:
         configs = [configs] if isinstance(configs, InvertConfig) else list(configs)
         _check_batchable(configs)
+        _check_parts(configs, param, objective)
         slot_configs = [(i, c) for i, config in enumerate(configs) for c in _restart_configs(config)]
         self.problem = Problem([c for _, c in slot_configs], model, images)
         self.configs = [resolve_defaults(c.replace(layers=self.problem.layers), self.problem.stride)
                         for c in configs]  # resolved, for config.yaml
+        self.objective_spec = objective
         self.slots: list[Slot] = []
         for i, c in slot_configs:
             c = self.configs[i].replace(seed=c.seed)
-            param = make_param(c.param, c.size, c.seed, start_image(c, images), c.chroma_scale).to(self.device)
-            self.slots.append(Slot(i, c, param, Transforms(transform_amounts(c), c.seed + 1),
-                                   [t.detach().clone() for t in param.parameters()]))
+            image_param = _user_param(param, c.size, self.device) if param is not None else \
+                make_param(c.param, c.size, c.seed, start_image(c, images), c.chroma_scale).to(self.device)
+            self.slots.append(Slot(i, c, image_param, Transforms(transform_amounts(c), c.seed + 1),
+                                   [t.detach().clone() for t in image_param.parameters()]))
         # which images belong to each trial: read several times a step, fixed for the run
         self._trial_slots = [[k for k, s in enumerate(self.slots) if s.trial == i] for i in range(len(configs))]
-        self.problem.set_objective([s.config for s in self.slots])
+        self.problem.set_objective([s.config for s in self.slots], objective)
         self._losses = compile_step(self.problem.losses, configs[0].compile)
         self.stepper = Stepper([s.config for s in self.slots], [s.tensors for s in self.slots])
         self.step = 0
@@ -327,6 +362,9 @@ class Inversion:
     def _project(self) -> None:
         """After a step, for pixel parameterisations: the pixel-norm bound (IJCV) where asked,
         then back into [0, 1] (the others map into [0, 1] by construction)."""
+        for s in self.slots:
+            if not isinstance(s.param, PixelParam) and hasattr(s.param, "project_"):
+                s.param.project_()
         pixels = [s for s in self.slots if isinstance(s.param, PixelParam)]
         for s in pixels:
             if s.config.pixel_bound:
@@ -450,6 +488,10 @@ class Inversion:
             summary["message"] = (f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
                                   f"rate ({config.lr:g}) is probably too high; the last good "
                                   f"image was kept")
+        if not isinstance(slot.param, ImageParam):
+            summary["param_module"] = type(slot.param).__name__
+        if self.objective_spec is not None:
+            summary["objective"] = repr(self.objective_spec)
         for key, value in (("channels", config.channels), ("window", self.problem.window_pixels(config))):
             if value:
                 summary[key] = value  # type: ignore[literal-required]

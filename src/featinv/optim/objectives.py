@@ -144,26 +144,34 @@ Weight = float | torch.Tensor  # a scalar, or one weight per image ([B])
 
 @dataclass
 class FeatureTerm:
-    """Normalised distance to the target's features at one layer."""
+    """Normalised distance to the target's features at one layer; ``mask`` (0/1, broadcast over
+    ``[B, ...]``) keeps a part of the layer (``--channels``, ``--window``): the target is masked
+    once, the features every step."""
 
     layer: str
     target: torch.Tensor
     weight: Weight = 1.0
+    mask: torch.Tensor | None = None
+    name: str = ""
 
     def __post_init__(self) -> None:
-        self.target = self.target.detach()
+        self.target = self.target.detach() if self.mask is None else (self.target * self.mask).detach()
+        self.name = self.name or f"feat_{self.layer}"
         self.target_norm = squared_norm(self.target)  # constants: computed once, not every step
         self._divisor = self.target_norm.clamp_min(EPS).contiguous()
 
-    @property
-    def name(self) -> str:
-        return f"feat_{self.layer}"
-
     def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feature = features[self.layer]
+        if self.mask is not None:
+            feature = feature * self.mask
         if feature.shape[0] != self._divisor.shape[0]:  # one target for a batch of images
             return normalized_feature_loss(feature, self.target, self.target_norm)
         return _NormalizedDistance.apply(feature, self.target, self._divisor)
+
+    def error(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The unweighted normalised error ``[B]`` of ``features`` at this layer."""
+        feature = features[self.layer] if self.mask is None else features[self.layer] * self.mask
+        return normalized_feature_loss(feature, self.target, self.target_norm)
 
 
 Space = Callable[[torch.Tensor], torch.Tensor] | None  # where a prior sees the image (None: RGB [0, 1])
@@ -196,7 +204,26 @@ class AlphaTerm:
         return pixel_norm_power(self.space(x), self.alpha) if self.space else alpha_norm(x, self.alpha)
 
 
-Term = FeatureTerm | TVTerm | AlphaTerm
+@dataclass
+class ActivationTerm:
+    """Minus the mean activation of ``channel`` at ``layer`` (at one position ``(y, x)`` for a
+    neuron): minimising it makes the channel fire, as in feature visualisation."""
+
+    layer: str
+    channel: int
+    position: tuple[int, int] | None = None
+    weight: Weight = 1.0
+    name: str = ""
+
+    def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        activation = features[self.layer][:, self.channel]
+        if self.position is not None:
+            activation = activation[:, self.position[0], self.position[1]]
+            return -activation
+        return -activation.flatten(1).mean(1)
+
+
+Term = FeatureTerm | TVTerm | AlphaTerm | ActivationTerm
 
 
 @dataclass
@@ -232,5 +259,4 @@ class Objective:
 
     def feature_error(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The unweighted normalised error of each feature term ``{layer: [B]}``."""
-        return {t.layer: normalized_feature_loss(features[t.layer], t.target, t.target_norm)
-                for t in self.terms if isinstance(t, FeatureTerm)}
+        return {t.layer: t.error(features) for t in self.terms if isinstance(t, FeatureTerm)}

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
-from ..specs import CHROMA_PARAMS, PARAMS, STARTS_WITHOUT_IMAGE
+from ..specs import CHROMA_PARAMS, CUSTOM_PARAM, PARAMS, STARTS_WITHOUT_IMAGE
 
 
 # The square root of ImageNet's RGB colour covariance, from the eigen-decomposition AlexNet's
@@ -254,6 +254,10 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
     [0.25]
     """
+    if kind == CUSTOM_PARAM:
+        raise ConfigError("param 'custom' is an nn.Module of your own, passed from Python "
+                          "(featinv.invert(..., param=module)); pass it again to resume such a run "
+                          f"(built-in ones: {', '.join(PARAMS)})")
     if kind not in PARAMS:
         raise ConfigError(f"unknown param {kind!r}: expected one of {', '.join(PARAMS)}."
                           f"{did_you_mean(kind, PARAMS)}")

@@ -24,7 +24,8 @@ from ..files import load_target
 from ..nets.layers import LayerRequest, parse_layers
 from .masks import channel_mask, window_mask
 from ..nets.models import LoadedModel, load_model
-from .objectives import AlphaTerm, FeatureTerm, Objective, TVTerm
+from .compose import Features, Sum, alpha_norm, tv
+from .objectives import Objective
 from ..nets.perf import native_precision, use_channels_last
 from ..nets.preprocess import preset
 from ..nets.sizing import check_size
@@ -134,22 +135,30 @@ class Problem:
         deepest = max(self.target_features.values(), key=lambda f: size // f.shape[-1] if f.dim() == 4 else size)
         return max(size // deepest.shape[-1], 1) if deepest.dim() == 4 else size
 
-    def set_objective(self, configs: Sequence[InvertConfig]) -> Objective:
-        """Feature terms for the requested layers and the priors with each image's weights
-        (``configs`` resolved: see :func:`featinv.optim.defaults.resolve_defaults`)."""
+    def set_objective(self, configs: Sequence[InvertConfig], objective: Sum | None = None) -> Objective:
+        """Bind ``objective`` (a :class:`~featinv.optim.compose.Sum`; the configs' own by default,
+        see :meth:`config_objective`) to the targets' features (``configs`` resolved: see
+        :func:`featinv.optim.defaults.resolve_defaults`)."""
+        objective = objective if objective is not None else self.config_objective(configs)
+        self.objective = objective.bind(self.target_features, self.preprocess.centred)
+        return self.objective
+
+    def config_objective(self, configs: Sequence[InvertConfig]) -> Sum:
+        """What the configs ask for, as a sum: each requested layer with its weight (and its
+        ``channels`` / ``window`` masks, one per image), TV and the alpha-norm with each image's
+        weights (one number when the batch agrees, a ``[B]`` tensor otherwise)."""
         def per_trial(name: str) -> float | torch.Tensor:
             values = [float(getattr(c, name)) for c in configs]
             return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
 
         first = configs[0]
-        space = self.preprocess.centred if first.prior_space == "network" else None
-        terms: list = [FeatureTerm(r.name, self.target_features[r.name].detach(), r.weight)
-                       for r in self.requests]
-        terms.append(TVTerm(per_trial("tv"), first.tv_beta, first.tv_kind, space))
+        space = "network" if first.prior_space == "network" else "rgb"
+        objective = sum((Sum(((r.weight, Features(r.name, mask=self.masks.get(r.name))),)) for r in self.requests),
+                        start=per_trial("tv") * tv(first.tv_beta, kind=first.tv_kind, space=space))
+        objective = Sum(objective.parts[1:] + objective.parts[:1])  # the feature terms first, as logged
         if any(c.alpha_norm > 0 for c in configs):
-            terms.append(AlphaTerm(per_trial("alpha_norm"), first.alpha, space))
-        self.objective = Objective(terms)
-        return self.objective
+            objective = objective + per_trial("alpha_norm") * alpha_norm(first.alpha, space=space)
+        return objective
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Preprocess RGB [0, 1] images ``[B, 3, S, S]`` and run the truncated network on them
@@ -165,9 +174,9 @@ class Problem:
     def losses(self, x: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-image losses ``[B]`` and their terms: the network sees ``seen`` (``x`` after the
         transforms), the priors ``x``."""
-        return self.objective(x, self.kept(self.features(seen)))
+        return self.objective(x, self.features(seen))
 
     def feature_errors(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The unweighted normalised feature error of ``images`` at each layer ``{layer: [B]}``."""
         with torch.no_grad():
-            return self.objective.feature_error(self.kept(self.features(images)))
+            return self.objective.feature_error(self.features(images))

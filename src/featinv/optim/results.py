@@ -49,7 +49,7 @@ class Summary(TypedDict):
     model: str
     pretrained: bool
     layers: list[str]
-    param: str | None
+    param: str | None                 # pixel | fourier | pyramid | dip | custom (a module of the user's)
     device: str
     message: NotRequired[str]                     # why it diverged
     restarts: NotRequired[list[RestartSummary]]   # every restart, when there were several
@@ -57,6 +57,8 @@ class Summary(TypedDict):
     diversity: NotRequired[dict[str, float]]      # their spread (see featinv.optim.diversity), with --diversity
     channels: NotRequired[str]                    # the channels inverted (--channels)
     window: NotRequired[dict[str, Any]]           # the cells inverted and the pixels they see (--window)
+    param_module: NotRequired[str]                # the class of a parameterisation of the user's (param custom)
+    objective: NotRequired[str]                   # an objective of the user's, as written (featinv.invert)
 
 
 def summarize(image: torch.Tensor, target: torch.Tensor, errors: dict[str, float],

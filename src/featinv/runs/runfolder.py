@@ -31,6 +31,7 @@ import torch
 from .. import files
 from ..config import InvertConfig, from_dict, read_yaml, to_yaml
 from ..errors import RunFolderError
+from ..optim.compose import Sum
 from ..optim.inversion import Callback, Inversion
 from ..optim.results import FINISHED, Result
 from ..nets.models import LoadedModel
@@ -169,9 +170,12 @@ def _differences(stored: InvertConfig, given: InvertConfig) -> list[str]:
 def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
                   model: LoadedModel | None = None, callbacks: list[Callback] | None = None,
                   quiet: bool = True, header: str = "", tensorboard: bool = False,
-                  images: Mapping[str, bytes | torch.Tensor] | None = None) -> Result:
+                  images: Mapping[str, bytes | torch.Tensor] | None = None,
+                  param: torch.nn.Module | None = None, objective: Sum | None = None) -> Result:
     """Run ``config`` writing ``folder``; or, with ``resume``, continue the run stored there.
-    ``images``: images in memory or files' bytes by the names the config gives them."""
+    ``images``: images in memory or files' bytes by the names the config gives them; ``param``,
+    ``objective``: parts of the user's (see :class:`~featinv.optim.inversion.Inversion`), passed
+    again to resume."""
     folder = Path(folder)
     callbacks = list(callbacks or [])
     has_run = (folder / CONFIG).is_file()
@@ -194,7 +198,7 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
             return _stored_result(folder, stored)
         if (folder / CHECKPOINT).is_file():
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
-    run = Inversion(config, model, images)  # checks the image, model and layers before creating anything
+    run = Inversion(config, model, images, param=param, objective=objective)  # checks the image, model and layers before creating anything
     check_writable(folder)
     if state is not None:
         run.load_state_dict(state)
