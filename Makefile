@@ -7,6 +7,8 @@ SHELL := /bin/bash
 demo:  ## set up, then run the fast seed study on the offline ImageNet networks and print where the report is
 	venv=$$(bash scripts/venv.sh) && "$$venv/bin/featinv" study seed --fast --out runs/study-seed-fast
 
-test:  ## set up (the environment, and Chromium for the report tests), then run the whole test suite (CPU, offline)
+test:  ## set up (the environment, and Chromium for the report tests), lint and type-check, then run the whole test suite (CPU, offline)
 	bash scripts/browser.sh
-	venv=$$(bash scripts/venv.sh) && "$$venv/bin/python" -m pytest -q
+	venv=$$(bash scripts/venv.sh) && "$$venv/bin/ruff" check src tests benchmarks scripts \
+		&& "$$venv/bin/ruff" format --check src tests benchmarks scripts && "$$venv/bin/mypy" \
+		&& "$$venv/bin/python" -m pytest -q

@@ -6,6 +6,7 @@
 Reports trials x steps per second for both ways and their ratio; ratios are what count on a
 noisy machine. The trials differ in lr, TV weight and seed, as in a real sweep.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,25 @@ import time
 import torch
 
 from featinv.config import InvertConfig
-from featinv.optim.inversion import Inversion
 from featinv.nets.models import load_model
+from featinv.optim.inversion import Inversion
 
 
 def measure(size: int, steps: int, trials: int, model_name: str, layer: str) -> dict:
     model = load_model(model_name)
-    configs = [InvertConfig(model=model_name, layers=(layer,), size=size, steps=steps, lr=0.01 * (1 + i),
-                            tv=0.1 * (i % 3), seed=i, device="cpu") for i in range(trials)]
+    configs = [
+        InvertConfig(
+            model=model_name,
+            layers=(layer,),
+            size=size,
+            steps=steps,
+            lr=0.01 * (1 + i),
+            tv=0.1 * (i % 3),
+            seed=i,
+            device="cpu",
+        )
+        for i in range(trials)
+    ]
     Inversion(configs[:1], model).run_all()  # warm-up (allocator, oneDNN kernels)
     start = time.perf_counter()
     for c in configs:
@@ -32,10 +44,18 @@ def measure(size: int, steps: int, trials: int, model_name: str, layer: str) -> 
     start = time.perf_counter()
     Inversion(configs, model).run_all()
     batched = time.perf_counter() - start
-    return {"size": size, "trials": trials, "steps": steps, "model": model_name, "layer": layer,
-            "sequential_s": sequential, "batched_s": batched,
-            "sequential_steps_per_s": trials * steps / sequential,
-            "batched_steps_per_s": trials * steps / batched, "speedup": sequential / batched}
+    return {
+        "size": size,
+        "trials": trials,
+        "steps": steps,
+        "model": model_name,
+        "layer": layer,
+        "sequential_s": sequential,
+        "batched_s": batched,
+        "sequential_steps_per_s": trials * steps / sequential,
+        "batched_steps_per_s": trials * steps / batched,
+        "speedup": sequential / batched,
+    }
 
 
 def main() -> None:
@@ -48,12 +68,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     rows = [measure(s, args.steps, args.trials, args.model, args.layer) for s in args.sizes]
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"{'size':>5} {'trials':>6} {'sequential steps/s':>19} {'batched steps/s':>16} {'speedup':>8}")
     for r in rows:
-        print(f"{r['size']:>5} {r['trials']:>6} {r['sequential_steps_per_s']:>19.2f} "
-              f"{r['batched_steps_per_s']:>16.2f} {r['speedup']:>7.2f}x")
+        print(
+            f"{r['size']:>5} {r['trials']:>6} {r['sequential_steps_per_s']:>19.2f} "
+            f"{r['batched_steps_per_s']:>16.2f} {r['speedup']:>7.2f}x"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

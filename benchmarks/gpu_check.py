@@ -9,6 +9,7 @@
 3. With ``--compile`` (run by gpu.sh --compile) instead: the opt-in torch.compile modes (default,
    reduce-overhead = CUDA graphs) against eager fp32, same seeded run: first loss and PSNR.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,13 @@ def main(out: str) -> None:
     report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     from featinv.config import InvertConfig
     from featinv.optim.inversion import Inversion
+
     torch.backends.cudnn.allow_tf32 = False
     grads, losses = {}, {}
     for device in ("cpu", "cuda"):
-        run = Inversion(InvertConfig(size=64, steps=10, device=device, param="pixel", **{**base, "layers": ("conv3_1",)}))
+        run = Inversion(
+            InvertConfig(size=64, steps=10, device=device, param="pixel", **{**base, "layers": ("conv3_1",)})
+        )
         x = run.slots[0].param.pixels
         total, _ = run.problem.losses(x, x)
         total.sum().backward()
@@ -36,13 +40,15 @@ def main(out: str) -> None:
     torch.backends.cudnn.allow_tf32 = True
     report["one_step_no_tf32"] = {
         "loss_rel_diff": abs(losses["cpu"] - losses["cuda"]) / losses["cpu"],
-        "grad_rel_diff": float((grads["cpu"] - grads["cuda"]).norm() / grads["cpu"].norm())}
+        "grad_rel_diff": float((grads["cpu"] - grads["cuda"]).norm() / grads["cpu"].norm()),
+    }
     cpu = invert(size=64, steps=20, device="cpu", **base)
     gpu = invert(size=64, steps=20, device="cuda", **base)
     report["cuda_vs_cpu"] = {
         "max_abs_pixel_diff": float((cpu.image - gpu.image).abs().max()),
         "mean_abs_pixel_diff": float((cpu.image - gpu.image).abs().mean()),
-        "final_loss_cpu": cpu.history[-1]["loss"], "final_loss_cuda": gpu.history[-1]["loss"],
+        "final_loss_cpu": cpu.history[-1]["loss"],
+        "final_loss_cuda": gpu.history[-1]["loss"],
         "first_loss_rel_diff": abs(cpu.history[0]["loss"] - gpu.history[0]["loss"]) / cpu.history[0]["loss"],
     }
     fp32 = invert(size=128, steps=100, device="cuda", **base)
@@ -50,27 +56,45 @@ def main(out: str) -> None:
     for precision in ("bf16", "fp16"):
         low = invert(size=128, steps=100, device="cuda", precision=precision, **base)
         report["autocast"][precision] = {
-            "status": low.status, "psnr": low.summary["psnr"],
+            "status": low.status,
+            "psnr": low.summary["psnr"],
             "psnr_minus_fp32": low.summary["psnr"] - fp32.summary["psnr"],
             "mean_abs_pixel_diff_to_fp32": float((low.image - fp32.image).abs().mean()),
-            "feature_error": low.summary["feature_error"], "fp32_feature_error": fp32.summary["feature_error"]}
+            "feature_error": low.summary["feature_error"],
+            "fp32_feature_error": fp32.summary["feature_error"],
+        }
     _write(report, out)
 
 
 def compile_check(out: str) -> None:
     """The opt-in torch.compile modes against eager fp32: the same seeded run, 128 px, 100 steps."""
     assert torch.cuda.is_available(), "no CUDA device"
-    base = dict(image="skimage:chelsea", model="vgg16_bn", weights="none", layers="conv3_1", seed=0,
-                size=128, steps=100, device="cuda")
+    base = dict(
+        image="skimage:chelsea",
+        model="vgg16_bn",
+        weights="none",
+        layers="conv3_1",
+        seed=0,
+        size=128,
+        steps=100,
+        device="cuda",
+    )
     eager = invert(**base)
-    report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "eager_psnr": eager.summary["psnr"]}
+    report: dict = {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "eager_psnr": eager.summary["psnr"],
+    }
     for mode in ("default", "reduce-overhead"):
         try:
             compiled = invert(compile=mode, **base)
             report[mode] = {
-                "status": compiled.status, "psnr_minus_eager": compiled.summary["psnr"] - eager.summary["psnr"],
-                "first_loss_rel_diff": abs(compiled.history[0]["loss"] - eager.history[0]["loss"]) / eager.history[0]["loss"],
-                "mean_abs_pixel_diff_to_eager": float((compiled.image - eager.image).abs().mean())}
+                "status": compiled.status,
+                "psnr_minus_eager": compiled.summary["psnr"] - eager.summary["psnr"],
+                "first_loss_rel_diff": abs(compiled.history[0]["loss"] - eager.history[0]["loss"])
+                / eager.history[0]["loss"],
+                "mean_abs_pixel_diff_to_eager": float((compiled.image - eager.image).abs().mean()),
+            }
         except Exception as exc:  # report and go on: the other mode and the benchmark still matter
             report[mode] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     _write(report, out)

@@ -22,6 +22,7 @@ their own, with the same bars checked and their grids under ``docs/quality/unsee
 
     python benchmarks/quality_report.py benchmarks/results/quality/*.json --unseen benchmarks/results/unseen/a.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,10 @@ def merge(runs: list[dict]) -> dict:
     first = runs[0]
     for run in runs[1:]:
         if (run["size"], run["steps"]) != (first["size"], first["steps"]):
-            raise SystemExit(f"runs at {run['size']} px / {run['steps']} steps and {first['size']} px / "
-                             f"{first['steps']} steps cannot share a table")
+            raise SystemExit(
+                f"runs at {run['size']} px / {run['steps']} steps and {first['size']} px / "
+                f"{first['steps']} steps cannot share a table"
+            )
     rows: dict[tuple, dict] = {}
     for run in runs:
         # Equal-time rows get their default's seconds: a run with a new default for a case
@@ -78,14 +81,22 @@ def merge(runs: list[dict]) -> dict:
                 method = r["method"] + (" (equal time)" if r["equal_time"] else "")
                 gave.setdefault(f"{r['model']}:{r['layer']}", {})[method] = None
         sources.append({"run": run, "gave": [f"{case} ({', '.join(m)})" for case, m in gave.items()]})
-    return {"size": first["size"], "steps": first["steps"], "rows": list(rows.values()),
-            "environment": runs[-1]["environment"], "sources": sources}
+    return {
+        "size": first["size"],
+        "steps": first["steps"],
+        "rows": list(rows.values()),
+        "environment": runs[-1]["environment"],
+        "sources": sources,
+    }
 
 
 def _rows(data: dict, case: tuple[str, str], method: str, equal_time: bool = False) -> list[dict]:
     """The rows of one (model, layer) and method: networks can share a layer name (``stage3``)."""
-    return [r for r in data["rows"] if (r["model"], r["layer"]) == case and r["method"] == method
-            and r["equal_time"] == equal_time]
+    return [
+        r
+        for r in data["rows"]
+        if (r["model"], r["layer"]) == case and r["method"] == method and r["equal_time"] == equal_time
+    ]
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -113,28 +124,41 @@ def targets(data: dict) -> list[str]:
             pool[default_param] = pool["default"]
         best = max(("pixel", "fourier", "pyramid", "dip"), key=lambda m: _mean(pool[m], "psnr") if pool[m] else -1)
         b = pool[best]
-        check(f"pool5, best param ({best}) >= 10.5 dB and SSIM >= 0.2 ({_mean(b, 'psnr'):.2f} dB, "
-              f"SSIM {_mean(b, 'ssim'):.3f}; the flat mean-colour image: {_mean(pool['flat'], 'psnr'):.2f} dB, "
-              f"SSIM {_mean(pool['flat'], 'ssim'):.3f})", _mean(b, "psnr") >= 10.5 and _mean(b, "ssim") >= 0.2)
-        check(f"pool5, best param beats the flat image in PSNR ({_mean(b, 'psnr'):.2f} vs "
-              f"{_mean(pool['flat'], 'psnr'):.2f} dB)", _mean(b, "psnr") > _mean(pool["flat"], "psnr"))
+        check(
+            f"pool5, best param ({best}) >= 10.5 dB and SSIM >= 0.2 ({_mean(b, 'psnr'):.2f} dB, "
+            f"SSIM {_mean(b, 'ssim'):.3f}; the flat mean-colour image: {_mean(pool['flat'], 'psnr'):.2f} dB, "
+            f"SSIM {_mean(pool['flat'], 'ssim'):.3f})",
+            _mean(b, "psnr") >= 10.5 and _mean(b, "ssim") >= 0.2,
+        )
+        check(
+            f"pool5, best param beats the flat image in PSNR ({_mean(b, 'psnr'):.2f} vs "
+            f"{_mean(pool['flat'], 'psnr'):.2f} dB)",
+            _mean(b, "psnr") > _mean(pool["flat"], "psnr"),
+        )
         d = pool["default"]
-        check(f"pool5 with the defaults >= 9.5 dB and SSIM >= 0.15 ({_mean(d, 'psnr'):.2f} dB, "
-              f"SSIM {_mean(d, 'ssim'):.3f})", _mean(d, "psnr") >= 9.5 and _mean(d, "ssim") >= 0.15)
+        check(
+            f"pool5 with the defaults >= 9.5 dB and SSIM >= 0.15 ({_mean(d, 'psnr'):.2f} dB, "
+            f"SSIM {_mean(d, 'ssim'):.3f})",
+            _mean(d, "psnr") >= 9.5 and _mean(d, "ssim") >= 0.15,
+        )
     for case in dict.fromkeys((r["model"], r["layer"]) for r in data["rows"]):
         d = _rows(data, case, "default")
         for peer in ("peer", "mahendran2016"):
             p = _rows(data, case, peer)
             if d and p:
-                check(f"{case[0]} {case[1]}: default not worse than {peer} in PSNR and SSIM ({_mean(d, 'psnr'):.2f} / "
-                      f"{_mean(d, 'ssim'):.3f} vs {_mean(p, 'psnr'):.2f} / {_mean(p, 'ssim'):.3f})",
-                      _mean(d, "psnr") >= _mean(p, "psnr") and _mean(d, "ssim") >= _mean(p, "ssim"))
+                check(
+                    f"{case[0]} {case[1]}: default not worse than {peer} in PSNR and SSIM ({_mean(d, 'psnr'):.2f} / "
+                    f"{_mean(d, 'ssim'):.3f} vs {_mean(p, 'psnr'):.2f} / {_mean(p, 'ssim'):.3f})",
+                    _mean(d, "psnr") >= _mean(p, "psnr") and _mean(d, "ssim") >= _mean(p, "ssim"),
+                )
     for layer, bar in (("relu3_3", 0.05), ("pool5", 0.2)):
         p = _rows(data, (VGG, layer), "mahendran2016")
         if p:
             worst = max(r["feature_error"] for r in p)
-            check(f"mahendran2016 at {layer}: normalised feature error < {bar} on every photo (worst {worst:.4f})",
-                  worst < bar)
+            check(
+                f"mahendran2016 at {layer}: normalised feature error < {bar} on every photo (worst {worst:.4f})",
+                worst < bar,
+            )
     return lines
 
 
@@ -155,15 +179,19 @@ def _copy_grids(runs: list[dict], rows: list[dict], into: Path) -> list[Path]:
 
 
 def _machine(env: dict) -> str:
-    return (f"{env.get('processor')}, {env.get('threads')} threads, device {env.get('device')}; "
-            f"Python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}; "
-            f"{env.get('date')}")
+    return (
+        f"{env.get('processor')}, {env.get('threads')} threads, device {env.get('device')}; "
+        f"Python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}; "
+        f"{env.get('date')}"
+    )
 
 
 def _source_lines(data: dict) -> list[str]:
     """One line per merged run: its name, machine, and the cases and methods it still gives."""
-    return [f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): {'; '.join(s['gave']) or 'nothing kept'}"
-            for s in data["sources"]]
+    return [
+        f"- `{s['run']['name']}` ({_machine(s['run']['environment'])}): {'; '.join(s['gave']) or 'nothing kept'}"
+        for s in data["sources"]
+    ]
 
 
 def _unseen_section(paths: list[Path], root: Path) -> list[str]:
@@ -211,15 +239,24 @@ def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None)
     missing = [c for c in CASES if c not in ran]
     arguments = " ".join(str(p) for p in paths) + (" --unseen " + " ".join(str(p) for p in unseen) if unseen else "")
     if len(runs) == 1:
-        origin = [f"Machine: {_machine(data['environment'])}.", "",
-                  f"Command: `{COMMAND}` (or some of its cases and methods), then "
-                  f"`python benchmarks/quality_report.py {arguments}`."]
+        origin = [
+            f"Machine: {_machine(data['environment'])}.",
+            "",
+            f"Command: `{COMMAND}` (or some of its cases and methods), then "
+            f"`python benchmarks/quality_report.py {arguments}`.",
+        ]
     else:
-        origin = [f"Merged from {len(runs)} runs (`python benchmarks/quality_report.py "
-                  f"{arguments}`; a later run's rows replace an earlier one's):", ""]
+        origin = [
+            f"Merged from {len(runs)} runs (`python benchmarks/quality_report.py "
+            f"{arguments}`; a later run's rows replace an earlier one's):",
+            "",
+        ]
         origin += _source_lines(data)
-        origin += ["", f"Each run is `featinv bench --quality --quality-size {data['size']} --quality-steps "
-                   f"{data['steps']}` with its cases and methods; the full list is `{COMMAND}`."]
+        origin += [
+            "",
+            f"Each run is `featinv bench --quality --quality-size {data['size']} --quality-steps "
+            f"{data['steps']}` with its cases and methods; the full list is `{COMMAND}`.",
+        ]
     notes = [s["run"]["notes"] for s in data["sources"] if s["run"]["notes"]]
     text = [
         "# Quality benchmark",
@@ -258,9 +295,19 @@ def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Write QUALITY.md from quality benchmark runs.")
-    parser.add_argument("runs", nargs="*", type=Path, default=[ROOT / "runs" / "quality"],
-                        help="quality.json files or their folders, earliest first (default runs/quality)")
-    parser.add_argument("--unseen", nargs="+", type=Path, default=None,
-                        help="runs on photos outside the benchmark: a section of their own")
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "runs" / "quality"],
+        help="quality.json files or their folders, earliest first (default runs/quality)",
+    )
+    parser.add_argument(
+        "--unseen",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="runs on photos outside the benchmark: a section of their own",
+    )
     args = parser.parse_args()
     main(args.runs, unseen=args.unseen)

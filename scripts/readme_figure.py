@@ -5,6 +5,7 @@ steps), one row a photo.
 
     python scripts/readme_figure.py            # prints each reconstruction's PSNR for the caption
 """
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,8 @@ from PIL import Image, ImageDraw
 
 from featinv.config import from_dict
 from featinv.files import to_pil, write_bytes
-from featinv.optim.inversion import Inversion
 from featinv.nets.models import load_model
+from featinv.optim.inversion import Inversion
 
 PHOTOS = ("skimage:chelsea", "sklearn:china", "sklearn:flower")
 LAYERS = ("relu1_2", "relu3_3", "relu4_3", "pool5")
@@ -26,8 +27,10 @@ def main(out: Path) -> None:
     model = load_model("vgg16_offline")
     by_layer = {}
     for layer in LAYERS:  # the photos of one layer run as one batch
-        configs = [from_dict({"image": photo, "layers": layer, "size": 128, "steps": 200, "snapshot_every": 0})
-                   for photo in PHOTOS]
+        configs = [
+            from_dict({"image": photo, "layers": layer, "size": 128, "steps": 200, "snapshot_every": 0})
+            for photo in PHOTOS
+        ]
         by_layer[layer] = Inversion(configs, model).run_all()
     cell, label = 128, 20
     sheet = Image.new("RGB", (cell * (len(LAYERS) + 1), (cell + label) * len(PHOTOS)), "white")

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny fixed-weight networks for exact answers, the real offline networks."""
+
 from __future__ import annotations
 
 import os
@@ -44,6 +45,7 @@ def tiny_net() -> TinyNet:
 @pytest.fixture(scope="session")
 def offline_vgg():
     from featinv.nets.models import load_model
+
     return load_model("vgg16_offline")
 
 
@@ -52,8 +54,9 @@ def run_cli_process(*args: str, timeout: float = 300, **kwargs) -> subprocess.Co
     For what needs a process of its own (signals, imports, exit status); each costs ~7 s of
     imports, so other tests use :func:`run_cli`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "featinv", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "featinv", *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
 
 
 def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ They are module-level functions so a spawned pool worker or a Ray worker can imp
 folder that remembers which batches already died is named by an environment variable the
 workers inherit.
 """
+
 import os
 from pathlib import Path
 
@@ -31,8 +32,8 @@ def invert_until_killed(marker: str) -> None:
     """A pool worker's life (its initializer, then an inversion far too long to finish) that
     touches ``marker`` once the loop runs, so a test can signal it mid-inversion."""
     from featinv.config import InvertConfig
-    from featinv.runs.executors import _worker_init
     from featinv.optim.inversion import Inversion
+    from featinv.runs.executors import _worker_init
 
     class Started:
         def on_step(self, run, rows):
@@ -40,6 +41,13 @@ def invert_until_killed(marker: str) -> None:
                 Path(marker).write_text("running")
 
     _worker_init(1)
-    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
-                          size=16, steps=10**7, snapshot_every=0)
+    config = InvertConfig(
+        image="skimage:chelsea",
+        model="resnet18",
+        weights="none",
+        layers=("res1",),
+        size=16,
+        steps=10**7,
+        snapshot_every=0,
+    )
     Inversion(config).run(callbacks=[Started()])

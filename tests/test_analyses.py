@@ -1,4 +1,5 @@
 """What a layer keeps: diversity over restarts, channel masks, windows and their receptive fields."""
+
 import functools
 import json
 
@@ -9,17 +10,28 @@ from torchvision.models import resnet18, vgg16
 from featinv.api import invert
 from featinv.config import InvertConfig
 from featinv.errors import ConfigError
+from featinv.nets.receptive import receptive_field
 from featinv.optim.inversion import Inversion
 from featinv.optim.masks import channel_mask
-from featinv.nets.receptive import receptive_field
 
 SMALL = {"model": "resnet18", "weights": "none", "size": 32}
 
 
-@pytest.mark.parametrize("model,layer,size", [
-    (vgg16, "conv1_1", 3), (vgg16, "conv1_2", 5), (vgg16, "pool1", 6), (vgg16, "conv3_3", 40),
-    (vgg16, "pool5", 212), (resnet18, "conv1", 7), (resnet18, "pool1", 11), (resnet18, "layer1", 43),
-    (resnet18, "layer2", 99), (resnet18, "layer4", 435)])
+@pytest.mark.parametrize(
+    "model,layer,size",
+    [
+        (vgg16, "conv1_1", 3),
+        (vgg16, "conv1_2", 5),
+        (vgg16, "pool1", 6),
+        (vgg16, "conv3_3", 40),
+        (vgg16, "pool5", 212),
+        (resnet18, "conv1", 7),
+        (resnet18, "pool1", 11),
+        (resnet18, "layer1", 43),
+        (resnet18, "layer2", 99),
+        (resnet18, "layer4", 435),
+    ],
+)
 def test_receptive_fields_match_the_analytic_values(model, layer, size):
     assert receptive_field(_network(model), layer, 224).size == size
 
@@ -38,7 +50,7 @@ def test_the_loss_ignores_masked_channels():
     x = torch.rand(1, 3, 32, 32, requires_grad=True)
     features = run.problem.features(x)
     loss = run.problem.objective.terms[0](x, run.problem.kept(features))
-    grad, = torch.autograd.grad(loss.sum(), features["res1"])
+    (grad,) = torch.autograd.grad(loss.sum(), features["res1"])
     assert grad[:, 8:].abs().max() == 0 and grad[:, :8].abs().max() > 0  # no gradient from the others
 
 
@@ -86,6 +98,7 @@ def test_diversity_keeps_every_restart(tmp_path):
     folder = tmp_path / "d"
     assert sorted(p.name for p in (folder / "restarts").iterdir()) == ["seed_0.png", "seed_1.png", "seed_2.png"]
     from PIL import Image
+
     with Image.open(folder / "diversity.png") as img:
         assert img.size == (5 * 32 + 4 * 4, 32)  # three restarts, their mean, the std map
     with pytest.raises(ConfigError, match="restarts >= 2"):
@@ -95,10 +108,11 @@ def test_diversity_keeps_every_restart(tmp_path):
 @pytest.mark.slow
 def test_deep_layers_leave_more_open_than_shallow_ones(offline_vgg):
     """On a real photo the restarts agree at conv1_2 and differ at pool5."""
+
     def spread(layer):
-        r = invert("skimage:coffee", model=offline_vgg, layers=layer, size=64, steps=60, restarts=3,
-                   diversity=True)
+        r = invert("skimage:coffee", model=offline_vgg, layers=layer, size=64, steps=60, restarts=3, diversity=True)
         return r.summary["diversity"]["pixel_std_mean"]
+
     shallow, deep = spread("conv1_2"), spread("pool5")
     assert deep > 3 * shallow
 
@@ -107,6 +121,7 @@ def _in_chromium(html_path):
     import re
 
     from featinv.reports.report import chromium
+
     dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", "--window-size=1200,1000")
     total = int(re.search(r'data-images="(\d+)"', dom).group(1))
     ok = int(re.search(r'data-images-ok="(\d+)"', dom).group(1))
@@ -115,15 +130,25 @@ def _in_chromium(html_path):
 
 def test_diversity_and_window_appear_in_the_run_report(tmp_path):
     from featinv.reports.report import report
-    invert("skimage:chelsea", layers="res2", steps=3, restarts=2, diversity=True, window="1:3,2:5",
-           out=tmp_path / "run", **SMALL)
+
+    invert(
+        "skimage:chelsea",
+        layers="res2",
+        steps=3,
+        restarts=2,
+        diversity=True,
+        window="1:3,2:5",
+        out=tmp_path / "run",
+        **SMALL,
+    )
     dom, total, ok = _in_chromium(report(tmp_path / "run"))
-    assert ok == total and "alt=\"run_diversity\"" in dom and "alt=\"run_window\"" in dom
+    assert ok == total and 'alt="run_diversity"' in dom and 'alt="run_window"' in dom
     assert "Diversity: the restarts (seeds 0, 1)" in dom and "Window 1:3,2:5 of res2" in dom
 
 
 def test_compare_puts_runs_side_by_side(tmp_path):
     from conftest import run_cli
+
     for name, layer in (("shallow", "conv1"), ("deep", "res4")):
         invert("skimage:coffee", layers=layer, steps=3, out=tmp_path / name, **SMALL)
     proc = run_cli("compare", str(tmp_path / "shallow"), str(tmp_path / "deep"), "--out", str(tmp_path / "cmp"))
@@ -143,6 +168,7 @@ def test_compare_puts_runs_side_by_side(tmp_path):
 def test_compare_takes_a_sweep_folder_for_its_trials(tmp_path):
     from featinv.reports.compare import compare, run_folders
     from featinv.runs.sweep import expand, run_sweep
+
     trials = expand({"base": {"image": "skimage:coffee", "steps": 2, **SMALL}, "grid": {"layers": ["conv1", "res2"]}})
     run_sweep(trials, tmp_path / "sweep")
     assert [f.name for f in run_folders([tmp_path / "sweep"])] == [t.name for t in trials]

@@ -1,4 +1,5 @@
 """featinv.invert as a notebook uses it: images in memory, a network of one's own, the result shown."""
+
 import io
 
 import numpy as np
@@ -26,8 +27,8 @@ def test_images_in_memory_are_inverted_and_named_in_the_config():
 
 def test_a_run_of_your_own_module_and_image_resumes_by_passing_them_again(tmp_path, tiny_net):
     from conftest import run_cli
-
     from featinv.optim.callbacks import StopAfter
+
     photo = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
     run = {"model": tiny_net, "layers": "relu2", "size": 16, "steps": 4, "out": tmp_path / "run"}
     assert invert(photo, callbacks=[StopAfter(2)], **run).status == "interrupted"

@@ -1,17 +1,36 @@
 """Smoke tests of the benchmark scripts at tiny sizes: they run and report sane numbers."""
+
 import json
 import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 
 def test_batched_sweep_benchmark_reports_throughput(tmp_path):
     out = tmp_path / "b.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batched_sweep.py"), "--sizes", "32",
-                           "--steps", "2", "--trials", "2", "--model", "vgg16_offline", "--layer", "relu1_2",
-                           "--json", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "batched_sweep.py"),
+            "--sizes",
+            "32",
+            "--steps",
+            "2",
+            "--trials",
+            "2",
+            "--model",
+            "vgg16_offline",
+            "--layer",
+            "relu1_2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(out.read_text())
     assert row["size"] == 32 and row["trials"] == 2
@@ -22,9 +41,30 @@ def test_batched_sweep_benchmark_reports_throughput(tmp_path):
 def test_featinv_bench_smoke(tmp_path):
     """`featinv bench` at a tiny size: every field present and sane (no speed thresholds)."""
     from conftest import run_cli
+
     out = tmp_path / "bench.json"
-    proc = run_cli("bench", "--cases", "vgg16_bn:conv1_2", "resnet18:res2", "--sizes", "32", "--batches", "1",
-                   "--batched-cases", "resnet18:res1", "--batched-sizes", "32", "--steps", "3", "--warmup", "1", "--device", "cpu", "--json", str(out))
+    proc = run_cli(
+        "bench",
+        "--cases",
+        "vgg16_bn:conv1_2",
+        "resnet18:res2",
+        "--sizes",
+        "32",
+        "--batches",
+        "1",
+        "--batched-cases",
+        "resnet18:res1",
+        "--batched-sizes",
+        "32",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["environment"]["device"] == "cpu" and data["environment"]["torch"]
@@ -36,8 +76,14 @@ def test_featinv_bench_smoke(tmp_path):
         assert r["featinv_ops"] > r["floor_ops"] > 0  # the step adds loss, priors and the update
     (b,) = data["batched"]
     assert (b["model"], b["layer"], b["trials"]) == ("resnet18", "res1", 8)
-    for key in ("sequential_s_per_trial_step", "batched_s_per_trial_step", "batched_speedup",
-                "floor_single_s", "floor_batched_s_per_image", "floor_speedup"):
+    for key in (
+        "sequential_s_per_trial_step",
+        "batched_s_per_trial_step",
+        "batched_speedup",
+        "floor_single_s",
+        "floor_batched_s_per_image",
+        "floor_speedup",
+    ):
         assert b[key] > 0, key
     assert "naive/featinv" in proc.stdout
 
@@ -45,15 +91,35 @@ def test_featinv_bench_smoke(tmp_path):
 def test_quality_benchmark_smoke(tmp_path):
     """`featinv bench --quality` at a tiny size: every method's row and field, and the grid (no thresholds)."""
     from conftest import run_cli
-    proc = run_cli("bench", "--quality", "--photos", "astronaut", "clock", "--quality-cases", "vgg16_offline:relu1_2",
-                   "--methods", "default", "fourier", "peer", "flat", "mahendran2016", "--quality-size", "32",
-                   "--quality-steps", "3", "--out", str(tmp_path))
+
+    proc = run_cli(
+        "bench",
+        "--quality",
+        "--photos",
+        "astronaut",
+        "clock",
+        "--quality-cases",
+        "vgg16_offline:relu1_2",
+        "--methods",
+        "default",
+        "fourier",
+        "peer",
+        "flat",
+        "mahendran2016",
+        "--quality-size",
+        "32",
+        "--quality-steps",
+        "3",
+        "--out",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "quality.json").read_text())
     assert data["size"] == 32 and data["environment"]["torch"]
     rows = [r for r in data["rows"] if not r["equal_time"]]
-    assert {(r["method"], r["photo"]) for r in rows} == {(m, p) for m in ("default", "fourier", "peer", "flat",
-                                                                        "mahendran2016") for p in ("astronaut", "clock")}
+    assert {(r["method"], r["photo"]) for r in rows} == {
+        (m, p) for m in ("default", "fourier", "peer", "flat", "mahendran2016") for p in ("astronaut", "clock")
+    }
     for r in rows:
         assert r["psnr"] > 0 and -1 <= r["ssim"] <= 1 and r["psnr_8x"] > 0 and r["feature_error"] >= 0
     assert {r["steps"] for r in rows if r["method"] == "mahendran2016"} == {350}  # the recipe's own count
@@ -66,17 +132,31 @@ def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):
     """A second run into the same folder keeps the finished cases and adds the new one; a run at another
     size is refused (exit 2, one line) instead of overwriting the first."""
     from conftest import run_cli
-    common = ["bench", "--quality", "--photos", "astronaut", "--methods", "flat", "--quality-size", "32",
-              "--quality-steps", "2", "--out", str(tmp_path)]
+
+    common = [
+        "bench",
+        "--quality",
+        "--photos",
+        "astronaut",
+        "--methods",
+        "flat",
+        "--quality-size",
+        "32",
+        "--quality-steps",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     assert run_cli(*common, "--quality-cases", "vgg16_offline:relu1_2").returncode == 0
     first = json.loads((tmp_path / "quality.json").read_text())["rows"]
     proc = run_cli(*common, "--quality-cases", "vgg16_offline:relu1_2", "vgg16_offline:pool1")
     assert proc.returncode == 0, proc.stderr
     assert "relu1_2: kept from the earlier run" in proc.stdout
     rows = json.loads((tmp_path / "quality.json").read_text())["rows"]
-    assert rows[:len(first)] == first and {r["layer"] for r in rows} == {"relu1_2", "pool1"}
-    refused = run_cli(*common[:-4], "--quality-steps", "3", "--out", str(tmp_path),
-                      "--quality-cases", "vgg16_offline:relu1_2")
+    assert rows[: len(first)] == first and {r["layer"] for r in rows} == {"relu1_2", "pool1"}
+    refused = run_cli(
+        *common[:-4], "--quality-steps", "3", "--out", str(tmp_path), "--quality-cases", "vgg16_offline:relu1_2"
+    )
     assert refused.returncode == 2 and "choose another --out" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert json.loads((tmp_path / "quality.json").read_text())["rows"] == rows
@@ -84,6 +164,7 @@ def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):
 
 def _quality_report_module():
     import importlib.util
+
     path = ROOT / "benchmarks" / "quality_report.py"
     spec = importlib.util.spec_from_file_location("quality_report", path)
     module = importlib.util.module_from_spec(spec)
@@ -97,16 +178,28 @@ def test_quality_report_merges_runs_later_rows_first(tmp_path):
     grid comes from the run that ran the default, and each run's notes and machine are named;
     runs at another size are refused."""
     from featinv.experiments import quality
+
     report = _quality_report_module()
-    rows = quality.run_benchmark(["astronaut"], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
-                                 equal_time=False, grid_dir=tmp_path / "a", progress=lambda line: None)
+    rows = quality.run_benchmark(
+        ["astronaut"],
+        ["vgg16_offline:relu1_2"],
+        ["flat", "default"],
+        size=32,
+        steps=2,
+        equal_time=False,
+        grid_dir=tmp_path / "a",
+        progress=lambda line: None,
+    )
     env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-02 05:00"}
     earlier = {"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)}
     timed = {**earlier["rows"][-1], "method": "pixel", "equal_time": True}  # timed against the old default
     earlier["rows"].append(timed)
     (tmp_path / "a" / "quality.json").write_text(json.dumps(earlier))
-    later = {**earlier, "environment": {**env, "date": "2026-12-03 06:00"},
-             "rows": [{**r, "psnr": 99.0} for r in earlier["rows"] if r["method"] == "default"]}
+    later = {
+        **earlier,
+        "environment": {**env, "date": "2026-12-03 06:00"},
+        "rows": [{**r, "psnr": 99.0} for r in earlier["rows"] if r["method"] == "default"],
+    }
     (tmp_path / "b.json").write_text(json.dumps(later))
     (tmp_path / "b.notes.md").write_text("The default re-ran.")
     report.main([tmp_path / "a", tmp_path / "b.json"], root=tmp_path / "out")
@@ -127,13 +220,23 @@ def test_quality_report_keeps_photos_outside_the_benchmark_in_a_section_of_their
     """``--unseen`` runs (photos outside the benchmark's ten) are not merged into the main table,
     whose means are over the benchmark's photos: they get their own section, table and grids."""
     from featinv.experiments import quality
+
     report = _quality_report_module()
     env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-05 00:00"}
     for folder, photo in (("main", "astronaut"), ("unseen", "coffee")):
-        rows = quality.run_benchmark([photo], ["vgg16_offline:relu1_2"], ["flat", "default"], size=32, steps=2,
-                                     equal_time=False, grid_dir=tmp_path / folder, progress=lambda line: None)
+        rows = quality.run_benchmark(
+            [photo],
+            ["vgg16_offline:relu1_2"],
+            ["flat", "default"],
+            size=32,
+            steps=2,
+            equal_time=False,
+            grid_dir=tmp_path / folder,
+            progress=lambda line: None,
+        )
         (tmp_path / folder / "quality.json").write_text(
-            json.dumps({"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)}))
+            json.dumps({"environment": env, "size": 32, "steps": 2, "rows": quality.to_json(rows)})
+        )
     (tmp_path / "unseen" / "notes.md").write_text("Photos nobody chose on.")
     coffee_flat = next(r for r in rows if r.method == "flat")
     report.main([tmp_path / "main"], root=tmp_path / "out", unseen=[tmp_path / "unseen"])
@@ -152,6 +255,7 @@ def test_feature_error_scores_an_image_against_the_photos_features():
     """The helper the flat/peer rows and the probes score with: the photo itself has no error,
     its flat mean colour has some, at the layer's default objective."""
     from featinv.experiments import quality
+
     cache = {}
     problem = quality.photo_problem("astronaut", "vgg16_offline", "relu1_2", 32, cache)
     target = problem.target[0].cpu()
@@ -166,15 +270,33 @@ def test_quality_targets_keep_networks_with_the_same_layer_name_apart():
     report = _quality_report_module()
 
     def row(model, method, psnr):
-        return {"photo": "astronaut", "model": model, "layer": "stage3", "method": method, "psnr": psnr,
-                "ssim": 0.5, "equal_time": False}
-    data = {"rows": [row("efficientnet_lite0_offline", "default", 22.0), row("efficientnet_lite0_offline", "peer", 12.0),
-                     row("mobilenet_v2_offline", "default", 10.0), row("mobilenet_v2_offline", "peer", 11.0)]}
+        return {
+            "photo": "astronaut",
+            "model": model,
+            "layer": "stage3",
+            "method": method,
+            "psnr": psnr,
+            "ssim": 0.5,
+            "equal_time": False,
+        }
+
+    data = {
+        "rows": [
+            row("efficientnet_lite0_offline", "default", 22.0),
+            row("efficientnet_lite0_offline", "peer", 12.0),
+            row("mobilenet_v2_offline", "default", 10.0),
+            row("mobilenet_v2_offline", "peer", 11.0),
+        ]
+    }
     lines = report.targets(data)
-    assert "- met: efficientnet_lite0_offline stage3: default not worse than peer in PSNR and SSIM " \
-           "(22.00 / 0.500 vs 12.00 / 0.500)" in lines
-    assert "- **not met**: mobilenet_v2_offline stage3: default not worse than peer in PSNR and SSIM " \
-           "(10.00 / 0.500 vs 11.00 / 0.500)" in lines
+    assert (
+        "- met: efficientnet_lite0_offline stage3: default not worse than peer in PSNR and SSIM "
+        "(22.00 / 0.500 vs 12.00 / 0.500)" in lines
+    )
+    assert (
+        "- **not met**: mobilenet_v2_offline stage3: default not worse than peer in PSNR and SSIM "
+        "(10.00 / 0.500 vs 11.00 / 0.500)" in lines
+    )
 
 
 def test_quality_table_groups_each_case_whatever_order_the_rows_came_in():
@@ -184,11 +306,22 @@ def test_quality_table_groups_each_case_whatever_order_the_rows_came_in():
 
     def row(layer, method, equal_time=False):
         return Row("astronaut", "vgg16_offline", layer, method, 200, 20.0, 0.5, 25.0, 0.01, 0.1, equal_time, "pixel")
-    rows = [row("relu3_3", "default"), row("relu3_3", "dip", True), row("pool5", "default"),
-            row("relu3_3", "pixel"), row("pool5", "dip")]
+
+    rows = [
+        row("relu3_3", "default"),
+        row("relu3_3", "dip", True),
+        row("pool5", "default"),
+        row("relu3_3", "pixel"),
+        row("pool5", "dip"),
+    ]
     names = [line.split(" | ")[1:3] for line in table(rows).splitlines()[2:]]
-    assert names == [["relu3_3", "default (pixel)"], ["relu3_3", "pixel"], ["relu3_3", "dip (equal time)"],
-                     ["pool5", "default (pixel)"], ["pool5", "dip"]]
+    assert names == [
+        ["relu3_3", "default (pixel)"],
+        ["relu3_3", "pixel"],
+        ["relu3_3", "dip (equal time)"],
+        ["pool5", "default (pixel)"],
+        ["pool5", "dip"],
+    ]
 
 
 def test_pool5_best_param_counts_the_default_row_as_its_parameterisation():
@@ -197,9 +330,20 @@ def test_pool5_best_param_counts_the_default_row_as_its_parameterisation():
     report = _quality_report_module()
 
     def row(method, psnr, ssim, param):
-        return {"photo": "astronaut", "model": "vgg16_offline", "layer": "pool5", "method": method, "psnr": psnr,
-                "ssim": ssim, "equal_time": False, "param": param}
+        return {
+            "photo": "astronaut",
+            "model": "vgg16_offline",
+            "layer": "pool5",
+            "method": method,
+            "psnr": psnr,
+            "ssim": ssim,
+            "equal_time": False,
+            "param": param,
+        }
+
     data = {"rows": [row("default", 13.0, 0.3, "dip"), row("pixel", 12.0, 0.1, "pixel"), row("flat", 14.0, 0.4, None)]}
     lines = report.targets(data)
-    assert "- met: pool5, best param (dip) >= 10.5 dB and SSIM >= 0.2 (13.00 dB, SSIM 0.300; the flat " \
-           "mean-colour image: 14.00 dB, SSIM 0.400)" in lines
+    assert (
+        "- met: pool5, best param (dip) >= 10.5 dB and SSIM >= 0.2 (13.00 dB, SSIM 0.300; the flat "
+        "mean-colour image: 14.00 dB, SSIM 0.400)" in lines
+    )

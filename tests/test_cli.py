@@ -1,5 +1,6 @@
 """The command line end to end: in subprocesses where a process of its own matters (a run as a
 user starts it, signals), otherwise its ``main`` in this process (see conftest.run_cli)."""
+
 import json
 import signal
 import subprocess
@@ -17,9 +18,17 @@ TINY = ["--model", "resnet18", "--weights", "none", "--layers", "res2", "--size"
 
 
 def test_help_needs_no_torch():
-    out = subprocess.run([sys.executable, "-c", "import sys; from featinv.cli import main; "
-                          "sys.argv=['featinv','invert','--help']\ntry: main()\nexcept SystemExit: pass\n"
-                          "print('torch' in sys.modules)"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from featinv.cli import main; "
+            "sys.argv=['featinv','invert','--help']\ntry: main()\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert "--layers" in out.stdout and out.stdout.strip().endswith("False")
 
 
@@ -32,8 +41,17 @@ def test_invert_writes_a_run_folder(tmp_path):
 
 def test_config_file_with_command_line_override(tmp_path):
     (tmp_path / "c.yaml").write_text("model: resnet18\nweights: none\nlayers: res1\nsize: 32\nsteps: 6\nlr: 1e-2\n")
-    proc = run_cli("invert", "skimage:coffee", "--config", str(tmp_path / "c.yaml"), "--steps", "3",
-                   "--out", str(tmp_path / "run"), "--quiet")
+    proc = run_cli(
+        "invert",
+        "skimage:coffee",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--steps",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     written = (tmp_path / "run" / "config.yaml").read_text()
     assert "steps: 3" in written and "lr: 0.01" in written and "image: skimage:coffee" in written
@@ -45,27 +63,31 @@ def bad_images(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["invert", "{tmp}/missing.jpg"], "image not found"),
-    (["invert", "{tmp}/corrupt.png"], "unreadable or corrupt"),
-    (["invert", "skimage:chelsea", "--model", "resnet_18"], "Did you mean 'resnet18'"),
-    (["invert", "skimage:chelsea", "--layers", "relu3-3"], "Did you mean 'relu3_3'"),
-    (["invert", "skimage:chelsea", "--model", "resnet18", "--weights", "IMAGENET2K"], "unknown weights"),
-    (["invert", "skimage:chelsea", "--lr", "nan"], "lr must be"),
-    (["invert", "skimage:chelsea", "--lr", "-1"], "lr must be"),
-    (["invert", "skimage:chelsea", "--steps", "0"], "steps must be"),
-    (["invert", "skimage:chelsea", "--size", "-3"], "size must be"),
-    (["invert", "skimage:chelsea", "--size", "100000"], "the largest size that fits is about"),
-    (["invert", "skimage:chelsea", "--size", "16", "--layers", "pool5"], "the smallest input it takes is 32 px"),
-    (["invert", "skimage:chelsea", "--config", "{tmp}/nope.yaml"], "config file not found"),
-    (["invert", "skimage:chelsea", "--optimizer", "adamw"], "optimizer must be"),
-    (["invert", "skimage:chelsea", "--schedule", "linear"], "unknown schedule"),
-    (["layers", "vgg_16"], "Did you mean 'vgg16'"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["invert", "{tmp}/missing.jpg"], "image not found"),
+        (["invert", "{tmp}/corrupt.png"], "unreadable or corrupt"),
+        (["invert", "skimage:chelsea", "--model", "resnet_18"], "Did you mean 'resnet18'"),
+        (["invert", "skimage:chelsea", "--layers", "relu3-3"], "Did you mean 'relu3_3'"),
+        (["invert", "skimage:chelsea", "--model", "resnet18", "--weights", "IMAGENET2K"], "unknown weights"),
+        (["invert", "skimage:chelsea", "--lr", "nan"], "lr must be"),
+        (["invert", "skimage:chelsea", "--lr", "-1"], "lr must be"),
+        (["invert", "skimage:chelsea", "--steps", "0"], "steps must be"),
+        (["invert", "skimage:chelsea", "--size", "-3"], "size must be"),
+        (["invert", "skimage:chelsea", "--size", "100000"], "the largest size that fits is about"),
+        (["invert", "skimage:chelsea", "--size", "16", "--layers", "pool5"], "the smallest input it takes is 32 px"),
+        (["invert", "skimage:chelsea", "--config", "{tmp}/nope.yaml"], "config file not found"),
+        (["invert", "skimage:chelsea", "--optimizer", "adamw"], "optimizer must be"),
+        (["invert", "skimage:chelsea", "--schedule", "linear"], "unknown schedule"),
+        (["layers", "vgg_16"], "Did you mean 'vgg16'"),
+    ],
+)
 def test_bad_input_is_one_clear_line(bad_images, capsys, args, expected):
     """In this process (each case in a subprocess cost 5 s of imports); `main` is what the
     `featinv` script runs, and an exception escaping it would be the traceback a user sees."""
     from featinv.errors import FeatinvError
+
     argv = [a.replace("{tmp}", str(bad_images)) for a in args]
     if args[0] == "layers":  # with --debug the exception (and so its traceback) comes through
         with pytest.raises(FeatinvError, match=expected):
@@ -88,7 +110,9 @@ def test_odd_images_are_converted(tmp_path):
     Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).save(tmp_path / "deep.png")
     Image.new("LA", (50, 40), (90, 128)).save(tmp_path / "grey_alpha.png")
     for name in ("deep.png", "grey_alpha.png"):
-        proc = run_cli("invert", str(tmp_path / name), *TINY, "--steps", "2", "--out", str(tmp_path / name[:-4]), "--quiet")
+        proc = run_cli(
+            "invert", str(tmp_path / name), *TINY, "--steps", "2", "--out", str(tmp_path / name[:-4]), "--quiet"
+        )
         assert proc.returncode == 0, proc.stderr
     # What the network was shown: 16 bits scaled by their range (0 .. 0.94 here, not clipped at 8 bits)...
     deep = np.asarray(Image.open(tmp_path / "deep" / "target.png"), dtype=float) / 255
@@ -111,9 +135,10 @@ def test_existing_out_folder_is_refused_then_resumed(tmp_path):
 
 
 def test_resume_with_a_config_file_checks_the_files_values(tmp_path):
-    from featinv.optim.callbacks import StopAfter
     from featinv.config import InvertConfig
+    from featinv.optim.callbacks import StopAfter
     from featinv.runs.runfolder import run_in_folder
+
     out = tmp_path / "run"
     config = InvertConfig(model="resnet18", weights="none", layers=("res2",), size=32, steps=4)
     assert run_in_folder(config, out, callbacks=[StopAfter(2)]).status == "interrupted"
@@ -128,15 +153,29 @@ def test_resume_with_a_config_file_checks_the_files_values(tmp_path):
 def test_default_out_folders_are_new_each_time(tmp_path):
     for _ in range(2):
         assert run_cli("invert", "skimage:chelsea", *TINY, "--steps", "2", "--quiet", cwd=tmp_path).returncode == 0
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
-        "chelsea_resnet18_res2", "chelsea_resnet18_res2-2"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["chelsea_resnet18_res2", "chelsea_resnet18_res2-2"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path, sig):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu2_2",
-            "--size", "64", "--steps", "200", "--snapshot-every", "5", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "featinv",
+        "invert",
+        "skimage:chelsea",
+        "--layers",
+        "relu2_2",
+        "--size",
+        "64",
+        "--steps",
+        "200",
+        "--snapshot-every",
+        "5",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
@@ -162,6 +201,7 @@ def test_layers_command_lists_aliases_with_shapes():
 
 def test_sweep_command_runs_the_small_example_and_resumes(tmp_path):
     from conftest import ROOT
+
     example = str(ROOT / "examples" / "sweep-small.yaml")
     dry = run_cli("sweep", example, "--dry-run", "--out", str(tmp_path / "s"))
     assert dry.returncode == 0 and "4 trials" in dry.stdout and not (tmp_path / "s").exists()
@@ -175,18 +215,30 @@ def test_sweep_command_runs_the_small_example_and_resumes(tmp_path):
 
 
 def test_sweep_with_a_failing_trial_exits_non_zero(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {model: resnet18, weights: none, size: 16, steps: 2}\n"
-                                     "grid: {layers: [res1, nope]}\n")
+    (tmp_path / "s.yaml").write_text(
+        "base: {model: resnet18, weights: none, size: 16, steps: 2}\ngrid: {layers: [res1, nope]}\n"
+    )
     proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 4 and "1/2 trials finished, 1 failed" in proc.stdout
     assert "unknown layer 'nope'" in proc.stdout
 
 
 def test_sweep_on_a_process_pool_from_the_command_line(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 2}\n"
-                                     "grid: {lr: [0.01, 0.1]}\n")
-    proc = run_cli("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--executor", "processes",
-                   "-j", "2", "--batch", "1")
+    (tmp_path / "s.yaml").write_text(
+        "base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 2}\ngrid: {lr: [0.01, 0.1]}\n"
+    )
+    proc = run_cli(
+        "sweep",
+        str(tmp_path / "s.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+        "--executor",
+        "processes",
+        "-j",
+        "2",
+        "--batch",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2/2 trials finished" in proc.stdout
     bad = run_cli("sweep", str(tmp_path / "s.yaml"), "--executor", "processes", "--tensorboard")
@@ -212,8 +264,21 @@ def test_layers_plot_draws_the_structure(tmp_path):
 
 def test_recipe_on_the_command_line_records_its_values(tmp_path):
     out = tmp_path / "ijcv"
-    proc = run_cli("invert", "skimage:chelsea", "--recipe", "mahendran2016", "--layers", "relu1_2", "--size", "32",
-                   "--steps", "3", "--out", str(out), "--quiet")
+    proc = run_cli(
+        "invert",
+        "skimage:chelsea",
+        "--recipe",
+        "mahendran2016",
+        "--layers",
+        "relu1_2",
+        "--size",
+        "32",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     stored = (out / "config.yaml").read_text()
     assert stored.startswith("# recipe mahendran2016 (IJCV 2016")
@@ -223,16 +288,36 @@ def test_recipe_on_the_command_line_records_its_values(tmp_path):
 
 
 def test_an_onnx_file_through_the_command_line(tmp_path):
-    from torch import nn
     import torch
+    from torch import nn
+
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU())
-    torch.onnx.export(net.eval(), torch.randn(1, 3, 32, 32), str(tmp_path / "small.onnx"), opset_version=17,
-                      dynamo=False, input_names=["image"], dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}})
+    torch.onnx.export(
+        net.eval(),
+        torch.randn(1, 3, 32, 32),
+        str(tmp_path / "small.onnx"),
+        opset_version=17,
+        dynamo=False,
+        input_names=["image"],
+        dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}},
+    )
     listed = run_cli("layers", str(tmp_path / "small.onnx"), "--size", "32", "--all")
     assert listed.returncode == 0, listed.stderr
     node = next(line.split()[0] for line in listed.stdout.splitlines()[1:] if "Relu" in line)
-    proc = run_cli("invert", "skimage:coffee", "--model", str(tmp_path / "small.onnx"), "--layers", node,
-                   "--size", "32", "--steps", "3", "--out", str(tmp_path / "run"))
+    proc = run_cli(
+        "invert",
+        "skimage:coffee",
+        "--model",
+        str(tmp_path / "small.onnx"),
+        "--layers",
+        node,
+        "--size",
+        "32",
+        "--steps",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "done"
 
@@ -240,8 +325,23 @@ def test_an_onnx_file_through_the_command_line(tmp_path):
 def _run_stepping(out):
     """A relu3_3 inversion in its own process, returned once it has written its first checkpoint
     (so it is stepping, with its Ctrl-C handler in place), with the deadline for waiting on it."""
-    args = [sys.executable, "-m", "featinv", "invert", "skimage:chelsea", "--layers", "relu3_3",
-            "--size", "96", "--steps", "60", "--snapshot-every", "2", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "featinv",
+        "invert",
+        "skimage:chelsea",
+        "--layers",
+        "relu3_3",
+        "--size",
+        "96",
+        "--steps",
+        "60",
+        "--snapshot-every",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:

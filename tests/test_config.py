@@ -35,11 +35,25 @@ def test_unknown_key_names_the_closest(tmp_path):
         load_config(tmp_path / "c.yaml")
 
 
-@pytest.mark.parametrize("field,value", [("lr", math.nan), ("lr", 0.0), ("lr", -1.0), ("lr", math.inf),
-                                         ("steps", 0), ("steps", -5), ("size", 0), ("size", -1),
-                                         ("tv", -1.0), ("optimizer", "adamw"), ("schedule", "linear"),
-                                         ("snapshot_every", -1), ("tv_kind", "aniso"),
-                                         ("compile", "fast")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("lr", math.nan),
+        ("lr", 0.0),
+        ("lr", -1.0),
+        ("lr", math.inf),
+        ("steps", 0),
+        ("steps", -5),
+        ("size", 0),
+        ("size", -1),
+        ("tv", -1.0),
+        ("optimizer", "adamw"),
+        ("schedule", "linear"),
+        ("snapshot_every", -1),
+        ("tv_kind", "aniso"),
+        ("compile", "fast"),
+    ],
+)
 def test_bad_values_fail_early(field, value):
     with pytest.raises(ConfigError, match=rf"{field}.*{re.escape(repr(value))}"):  # names field and value
         InvertConfig(**{field: value})

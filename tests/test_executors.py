@@ -1,23 +1,29 @@
 """Sweeps on a process pool and on a real local Ray: same output as local, faults survived."""
+
 import csv
 import io as _io
 import os
-
 from pathlib import Path
 
-import crashing
 import pytest
-from crashing import CRASH_DIR
 from PIL import Image
 
+import crashing
+from crashing import CRASH_DIR
 from featinv.errors import FeatinvError, RunFolderError
-from featinv.runs.executors import ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
+from featinv.runs.executors import BatchJob, ProcessExecutor, RayExecutor, make_executor, pack, run_packed, write_folder
 from featinv.runs.runfolder import is_finished
-from featinv.runs.executors import BatchJob
 from featinv.runs.sweep import expand, run_sweep, sweep_lock
 
-BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
-        "size": 16, "steps": 4, "snapshot_every": 2}
+BASE = {
+    "image": "skimage:chelsea",
+    "model": "resnet18",
+    "weights": "none",
+    "layers": "res1",
+    "size": 16,
+    "steps": 4,
+    "snapshot_every": 2,
+}
 SPEC = {"base": BASE, "grid": {"lr": [0.01, 0.1], "tv": [0.0, 1.0]}}
 METRICS = ("status", "psnr", "ssim", "feature_error_total", "steps")
 
@@ -58,8 +64,9 @@ def test_process_pool_equals_local(local_run, tmp_path):
 
 def test_process_pool_survives_a_worker_killed_mid_trial(tmp_path, monkeypatch):
     monkeypatch.setenv(CRASH_DIR, str(tmp_path / "crashes"))
-    outcomes = run_sweep(expand(SPEC), tmp_path / "out", batch=2,
-                         executor=ProcessExecutor(workers=2, task=crashing.crash_once))
+    outcomes = run_sweep(
+        expand(SPEC), tmp_path / "out", batch=2, executor=ProcessExecutor(workers=2, task=crashing.crash_once)
+    )
     assert [o.status for o in outcomes] == ["done"] * 4
     assert len(list((tmp_path / "crashes").iterdir())) >= 1  # at least one worker really died
     assert len(table(tmp_path / "out")) == 4
@@ -119,8 +126,9 @@ def test_the_loop_leaves_a_hosts_own_sigterm_handler_in_place(tiny_net):
 
 def test_process_pool_gives_up_when_retries_run_out(tmp_path):
     spec = {"base": BASE, "grid": {"lr": [0.01, 0.1]}}
-    outcomes = run_sweep(expand(spec), tmp_path, batch=2,
-                         executor=ProcessExecutor(workers=1, max_retries=1, task=crashing.crash_always))
+    outcomes = run_sweep(
+        expand(spec), tmp_path, batch=2, executor=ProcessExecutor(workers=1, max_retries=1, task=crashing.crash_always)
+    )
     assert [o.status for o in outcomes] == ["failed"] * 2
     assert all(o.error == "worker died 2 times; gave up" for o in outcomes)
     assert {r["status"] for r in table(tmp_path).values()} == {"failed"}
@@ -133,6 +141,7 @@ def test_a_plain_exception_in_a_batch_is_each_trials_recorded_failure(tmp_path, 
 
     def broken(self, callbacks=()):
         raise RuntimeError("a bug in a callback")
+
     monkeypatch.setattr(Inversion, "run_all", broken)
     monkeypatch.setattr(Inversion, "run", broken)
     outcomes = run_sweep(expand(SPEC), tmp_path, batch=2)
@@ -181,19 +190,24 @@ def test_unknown_executor_and_missing_ray(monkeypatch):
 @pytest.fixture(scope="module")
 def ray_local(tmp_path_factory):
     import ray
+
     crash_dir = tmp_path_factory.mktemp("ray-crashes")
     tests = str(Path(__file__).parent)  # Ray's workers import tests/crashing.py from here
     path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
-             runtime_env={"env_vars": {CRASH_DIR: str(crash_dir), "PYTHONPATH": path}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=80 * 2**20,
+        log_to_driver=False,
+        runtime_env={"env_vars": {CRASH_DIR: str(crash_dir), "PYTHONPATH": path}},
+    )
     yield crash_dir
     ray.shutdown()
 
 
 @pytest.mark.timeout(600)
 def test_ray_equals_local_even_with_workers_killed(ray_local, local_run, tmp_path):
-    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2,
-                         executor=RayExecutor(max_retries=2, task=crashing.crash_once))
+    outcomes = run_sweep(expand(SPEC), tmp_path, batch=2, executor=RayExecutor(max_retries=2, task=crashing.crash_once))
     assert [o.status for o in outcomes] == ["done"] * 4
     assert len(list(ray_local.iterdir())) == 2  # each of the 2 batches lost its first worker
     assert_same_results(local_run, tmp_path)
@@ -229,6 +243,7 @@ def test_ray_resumes_a_trial_left_unfinished_on_the_driver(ray_local, local_run,
     """An interrupted trial's folder travels to a worker, is resumed there, and ends as a local run."""
     from featinv.optim.callbacks import StopAfter
     from featinv.runs.runfolder import run_in_folder
+
     trials = expand(SPEC)
     folder = tmp_path / "trials" / trials[0].name
     assert run_in_folder(trials[0].config, folder, callbacks=[StopAfter(2)]).status == "interrupted"

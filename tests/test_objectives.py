@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from featinv.nets.extractor import FeatureExtractor
-from featinv.optim.objectives import (AlphaTerm, FeatureTerm, Objective, TVTerm, alpha_norm,
-                                normalized_feature_loss, total_variation)
+from featinv.optim.objectives import (
+    AlphaTerm,
+    FeatureTerm,
+    Objective,
+    TVTerm,
+    alpha_norm,
+    normalized_feature_loss,
+    total_variation,
+)
 
 
 def tv_by_loops(x: torch.Tensor, beta: float) -> float:
@@ -76,11 +83,11 @@ def test_alpha_norm_value_and_gradient():
 def test_normalized_feature_loss_exact_on_tiny_net(tiny_net):
     """Features computed by hand through the fixed 1x1 convs of TinyNet."""
     fx = FeatureExtractor(tiny_net, ["relu1"])
-    x0 = torch.tensor([0.2, 0.6, 0.4]).view(1, 3, 1, 1)   # relu1 = [0.2, 2*0.6-0.4+0.5] = [0.2, 1.3]
-    x = torch.tensor([0.5, 0.1, 0.3]).view(1, 3, 1, 1)    # relu1 = [0.5, 0.2-0.3+0.5] = [0.5, 0.4]
+    x0 = torch.tensor([0.2, 0.6, 0.4]).view(1, 3, 1, 1)  # relu1 = [0.2, 2*0.6-0.4+0.5] = [0.2, 1.3]
+    x = torch.tensor([0.5, 0.1, 0.3]).view(1, 3, 1, 1)  # relu1 = [0.5, 0.2-0.3+0.5] = [0.5, 0.4]
     phi0, phi = fx(x0)["relu1"], fx(x)["relu1"]
     assert phi0.flatten().tolist() == pytest.approx([0.2, 1.3])
-    expected = ((0.5 - 0.2) ** 2 + (0.4 - 1.3) ** 2) / (0.2 ** 2 + 1.3 ** 2)
+    expected = ((0.5 - 0.2) ** 2 + (0.4 - 1.3) ** 2) / (0.2**2 + 1.3**2)
     assert normalized_feature_loss(phi, phi0).item() == pytest.approx(expected, rel=1e-6)
     assert normalized_feature_loss(phi0, phi0).item() == 0
 
@@ -88,8 +95,13 @@ def test_normalized_feature_loss_exact_on_tiny_net(tiny_net):
 def test_objective_weights_terms_and_reports_raw_values():
     x = torch.rand(2, 3, 6, 6)
     feats = {"a": torch.ones(2, 4)}
-    obj = Objective([FeatureTerm("a", torch.full((1, 4), 2.0), weight=3.0), TVTerm(weight=2.0),
-                     AlphaTerm(weight=torch.tensor([0.0, 1.0]))])
+    obj = Objective(
+        [
+            FeatureTerm("a", torch.full((1, 4), 2.0), weight=3.0),
+            TVTerm(weight=2.0),
+            AlphaTerm(weight=torch.tensor([0.0, 1.0])),
+        ]
+    )
     total, parts = obj(x, feats)
     assert parts["feat_a"].tolist() == pytest.approx([0.25, 0.25])
     expected = 3 * parts["feat_a"] + 2 * parts["tv"] + torch.tensor([0.0, 1.0]) * parts["alpha"]

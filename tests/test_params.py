@@ -1,11 +1,12 @@
 """Image parameterisations, transforms, restarts and the layer-adaptive defaults."""
+
 import pytest
 import torch
 
-from featinv.optim.callbacks import StopAfter
+from featinv.api import invert
 from featinv.config import InvertConfig
 from featinv.errors import ConfigError
-from featinv.api import invert
+from featinv.optim.callbacks import StopAfter
 from featinv.optim.inversion import Inversion
 from featinv.optim.params import PARAMS, decorrelated_to_rgb, fit_error, make_param, rgb_to_decorrelated
 from featinv.optim.transforms import Transforms
@@ -13,6 +14,7 @@ from featinv.optim.transforms import Transforms
 
 def _photo(size: int) -> torch.Tensor:
     from featinv.files import load_target
+
     return load_target("skimage:astronaut", size)[None]
 
 
@@ -66,8 +68,12 @@ def test_chroma_scale_keeps_colour_coarse_and_brightness_fine(kind):
     even_colour = torch.stack([grey + 0.2, grey - 0.1, grey])[None]
 
     def error(target, chroma_scale):
-        return fit_error(make_param(kind, size, start=torch.full((1, 3, size, size), 0.5),
-                                    chroma_scale=chroma_scale), target, steps=300)
+        return fit_error(
+            make_param(kind, size, start=torch.full((1, 3, size, size), 0.5), chroma_scale=chroma_scale),
+            target,
+            steps=300,
+        )
+
     assert error(brightness, 1) < 1e-3 and error(brightness, 8) < 1e-3
     assert error(colour, 1) < 1e-3 and error(colour, 8) > 5e-3
     assert error(even_colour, 8) < 1e-4
@@ -81,6 +87,7 @@ def test_chroma_scale_is_checked_and_left_to_the_layer():
     with pytest.raises(ConfigError, match="chroma_scale must be a whole number of pixels from 1 to the image size"):
         make_param("pyramid", 16, chroma_scale=32)
     from featinv.optim.defaults import resolve_defaults
+
     assert resolve_defaults(InvertConfig(param="pixel"), stride=32).chroma_scale == 1
     asked = resolve_defaults(InvertConfig(chroma_scale=2), stride=32)  # dip has no colour scale: the pyramid
     assert (asked.param, asked.chroma_scale) == ("pyramid", 2)
@@ -88,8 +95,17 @@ def test_chroma_scale_is_checked_and_left_to_the_layer():
 
 @pytest.mark.parametrize("kind,chroma_scale", [(k, 1) for k in PARAMS] + [("pyramid", 4), ("fourier", 4)])
 def test_resume_is_bit_identical(kind, chroma_scale):
-    config = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res1",),
-                          size=32, steps=8, param=kind, transforms="jitter=2,scale,rotate", chroma_scale=chroma_scale)
+    config = InvertConfig(
+        image="skimage:chelsea",
+        model="resnet18",
+        weights="none",
+        layers=("res1",),
+        size=32,
+        steps=8,
+        param=kind,
+        transforms="jitter=2,scale,rotate",
+        chroma_scale=chroma_scale,
+    )
     full = Inversion(config).run()
     first = Inversion(config)
     first.run([StopAfter(3)])
@@ -108,7 +124,9 @@ def test_transforms_are_seeded_and_change_the_image():
 
 
 def test_bad_param_and_transform_names_are_clear_errors():
-    with pytest.raises(ConfigError, match="param must be one of pixel, fourier.*got 'fourrier'. Did you mean 'fourier'"):
+    with pytest.raises(
+        ConfigError, match="param must be one of pixel, fourier.*got 'fourrier'. Did you mean 'fourier'"
+    ):
         InvertConfig(param="fourrier")
     with pytest.raises(ConfigError, match="unknown transform 'rotation'.*Did you mean 'rotate'"):
         InvertConfig(transforms="jitter,rotation")
@@ -117,8 +135,9 @@ def test_bad_param_and_transform_names_are_clear_errors():
 
 
 def test_restarts_run_as_one_batch_and_keep_the_lowest_loss():
-    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32,
-                   steps=6, param="pixel")
+    options = dict(
+        image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32, steps=6, param="pixel"
+    )
     result = invert(restarts=3, seed=5, **options)
     restarts = result.summary["restarts"]
     assert [r["seed"] for r in restarts] == [5, 6, 7] and result.summary["batch_size"] == 3
@@ -132,8 +151,19 @@ def test_restarts_run_as_one_batch_and_keep_the_lowest_loss():
 def test_lbfgs_divergence_keeps_the_image_before_the_bad_step():
     """The last good image is the one the last finite loss was measured on, as on the Adam path:
     L-BFGS used to save it after its update, so a NaN step 'restored' NaN pixels."""
-    result = invert("skimage:chelsea", model="resnet18", weights="none", layers="res2", size=32, steps=30,
-                    optimizer="lbfgs", lr=1e30, clamp=False, tv=0, param="pixel")
+    result = invert(
+        "skimage:chelsea",
+        model="resnet18",
+        weights="none",
+        layers="res2",
+        size=32,
+        steps=30,
+        optimizer="lbfgs",
+        lr=1e30,
+        clamp=False,
+        tv=0,
+        param="pixel",
+    )
     assert result.status == "diverged"
     assert torch.isfinite(result.image).all()
 
@@ -144,8 +174,9 @@ def test_defaults_follow_the_layer_depth(offline_vgg):
     assert shallow.problem.stride == 1 and deep.problem.stride == 32
     assert shallow.config.param == "pixel" and deep.config.param != "pixel"
     assert None not in (deep.config.lr, deep.config.tv, deep.config.transforms)
-    pinned = Inversion(InvertConfig(image="skimage:coffee", layers=("pool5",), size=32, steps=1, param="pixel",
-                                    tv=3.0), offline_vgg)
+    pinned = Inversion(
+        InvertConfig(image="skimage:coffee", layers=("pool5",), size=32, steps=1, param="pixel", tv=3.0), offline_vgg
+    )
     assert pinned.config.param == "pixel" and pinned.config.tv == 3.0
 
 
@@ -165,7 +196,12 @@ def test_deep_defaults_draw_with_the_deep_image_prior_not_rainbow_textures(offli
     checks what that scale does)."""
     options = dict(image="skimage:coffee", model=offline_vgg, layers="pool5", size=64, steps=40)
     deep = invert(**options)
-    assert (deep.config.param, deep.config.lr, deep.config.chroma_scale, deep.config.alpha_norm) == ("dip", 0.01, 1, 0.0)
+    assert (deep.config.param, deep.config.lr, deep.config.chroma_scale, deep.config.alpha_norm) == (
+        "dip",
+        0.01,
+        1,
+        0.0,
+    )
     pixels = invert(**options, param="pixel")
     assert (pixels.config.lr, pixels.config.chroma_scale) == (0.05, 1)
     # Measured 0.25x here (0.18x on astronaut). The check this replaces (colour's share of the
@@ -173,6 +209,7 @@ def test_deep_defaults_draw_with_the_deep_image_prior_not_rainbow_textures(offli
     # there is too little such detail for a share of it to be stable.
     assert _pixel_scale_colour(deep.image) < 0.5 * _pixel_scale_colour(pixels.image)
     from featinv.optim.defaults import resolve_defaults
+
     grey = resolve_defaults(InvertConfig(layers=("pool5",), init="grey"), stride=32)  # no run: only the choice
     assert (grey.param, grey.lr, grey.chroma_scale) == ("pyramid", 0.05, 8)
 
@@ -182,6 +219,7 @@ def test_stride_8_defaults_are_dip_with_light_tv():
     middle layers (on ten photos at relu4_3: 21.5 dB / SSIM 0.54 against the pyramid's 17.9 /
     0.33); stride 4 keeps the pyramid; a run that starts from an image gets the pyramid."""
     from featinv.optim.defaults import resolve_defaults
+
     eight = resolve_defaults(InvertConfig(layers=("relu4_3",)), stride=8)
     assert (eight.param, eight.lr, eight.tv, eight.chroma_scale) == ("dip", 0.01, 0.5, 1)
     four = resolve_defaults(InvertConfig(layers=("relu3_3",)), stride=4)
@@ -196,16 +234,27 @@ def test_dip_refuses_a_start_image():
 
 
 def test_restarts_resume_bit_identical_and_are_written(tmp_path):
-    options = dict(image="skimage:chelsea", model="resnet18", weights="none", layers="res1", size=32, steps=6,
-                   restarts=2, param="fourier")
+    options = dict(
+        image="skimage:chelsea",
+        model="resnet18",
+        weights="none",
+        layers="res1",
+        size=32,
+        steps=6,
+        restarts=2,
+        param="fourier",
+    )
     full = invert(**options)
     partial = invert(out=tmp_path / "run", callbacks=[StopAfter(2)], **options)
     assert partial.status == "interrupted"
     resumed = invert(out=tmp_path / "run", resume=True, **options)
     assert torch.equal(resumed.image, full.image) and resumed.summary["restarts"] == full.summary["restarts"]
     import json
+
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert [r["seed"] for r in summary["restarts"]] == [0, 1] and "restarts: 2" in (tmp_path / "run" / "config.yaml").read_text()
+    assert [r["seed"] for r in summary["restarts"]] == [0, 1] and "restarts: 2" in (
+        tmp_path / "run" / "config.yaml"
+    ).read_text()
 
 
 @pytest.mark.slow

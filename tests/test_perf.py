@@ -20,6 +20,7 @@ def test_compile_step_is_opt_in_and_compile_failures_are_recognised():
 
     def step(x):
         return x * 2
+
     assert perf.compile_step(step, None) is step
     assert perf.is_compile_failure(TorchDynamoException("no compiler"))
     assert not perf.is_compile_failure(RuntimeError("something else"))

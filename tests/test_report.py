@@ -1,17 +1,25 @@
 """Reports from run, sweep and study folders, checked as files and in a real headless browser."""
+
 import re
 from html import escape
 
 import pytest
 
+from featinv.config import InvertConfig
 from featinv.errors import RunFolderError
 from featinv.reports.report import chromium, find_chromium, report, screenshot
 from featinv.runs.runfolder import run_in_folder
-from featinv.config import InvertConfig
 from featinv.runs.sweep import expand, run_sweep
 
-BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res2",
-        "size": 32, "steps": 6, "snapshot_every": 2}
+BASE = {
+    "image": "skimage:chelsea",
+    "model": "resnet18",
+    "weights": "none",
+    "layers": "res2",
+    "size": 32,
+    "steps": 6,
+    "snapshot_every": 2,
+}
 
 
 def images_in(html: str) -> list[str]:
@@ -49,6 +57,7 @@ def test_nothing_to_report(tmp_path):
 @pytest.fixture(scope="module")
 def fast_study(tmp_path_factory):
     from featinv.experiments.study import run_seed_study
+
     out = tmp_path_factory.mktemp("study")
     run_seed_study(out, fast=True, size=32, steps=8)  # every question, small: the pipeline, not the quality
     return out
@@ -58,9 +67,16 @@ def test_fast_seed_study_produces_every_figure_and_table(fast_study):
     html = report(fast_study).read_text()
     for title in ("Q1", "Q2", "Q3", "Q4"):
         assert f"<h2>{title} —" in html
-    for name in ("q1_learning_rate_curves", "q2_total_variation_grid", "q3_layers_grid", "q3_layers_diversity",
-                 "q4_models_grid",
-                 "structure_vgg16_offline", "structure_resnet18", "structure_mobilenet_v2_offline"):
+    for name in (
+        "q1_learning_rate_curves",
+        "q2_total_variation_grid",
+        "q3_layers_grid",
+        "q3_layers_diversity",
+        "q4_models_grid",
+        "structure_vgg16_offline",
+        "structure_resnet18",
+        "structure_mobilenet_v2_offline",
+    ):
         assert f"alt='{name}'" in html
     assert "Best setting by final normalised feature loss" in html
     assert "ms/step" in html and "memory MB" in html and "no (random init)" in html
@@ -85,6 +101,7 @@ def test_report_in_a_real_headless_browser(fast_study):
     assert height > 4000  # the page is taller than the old fixed screenshot
     shot = screenshot(html_path)
     from PIL import Image
+
     with Image.open(shot) as img:
         assert img.size[0] == 1200 and abs(img.size[1] - min(height, 16000)) < 200  # the whole page
         bottom = img.crop((0, img.size[1] - 600, img.size[0], img.size[1]))
@@ -93,6 +110,7 @@ def test_report_in_a_real_headless_browser(fast_study):
 
 def test_cli_study_and_report(tmp_path):
     from conftest import run_cli
+
     proc = run_cli("report", str(tmp_path / "none"))
     assert proc.returncode == 2 and "nothing to report" in proc.stderr
 
@@ -102,6 +120,7 @@ def test_a_study_refuses_a_size_or_step_count_of_zero_before_it_starts(option, t
     from conftest import run_cli
     from featinv.errors import ConfigError
     from featinv.experiments.study import seed_specs
+
     with pytest.raises(ConfigError, match=option.lstrip("-")):
         seed_specs(fast=True, **{option.lstrip("-"): 0})
     proc = run_cli("study", "seed", "--fast", option, "0", "--out", str(tmp_path / "study"))
@@ -111,9 +130,17 @@ def test_a_study_refuses_a_size_or_step_count_of_zero_before_it_starts(option, t
 
 
 def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
-    trials = expand({"base": {**BASE, "param": "pixel", "tv": 0, "momentum": 0},
-                     "zip": {"layers": ["res2", "no_such_layer", "res2"], "lr": [0.05, 0.05, 1e30],
-                             "optimizer": ["adam", "adam", "sgd"], "clamp": [True, True, False]}})
+    trials = expand(
+        {
+            "base": {**BASE, "param": "pixel", "tv": 0, "momentum": 0},
+            "zip": {
+                "layers": ["res2", "no_such_layer", "res2"],
+                "lr": [0.05, 0.05, 1e30],
+                "optimizer": ["adam", "adam", "sgd"],
+                "clamp": [True, True, False],
+            },
+        }
+    )
     outcomes = run_sweep(trials, tmp_path)
     assert [o.status for o in outcomes] == ["done", "failed", "diverged"]
     html = report(tmp_path).read_text()
@@ -124,6 +151,7 @@ def test_a_sweep_report_with_failed_and_diverged_trials(tmp_path):
 
 def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study, tmp_path):
     from conftest import run_cli
+
     proc = run_cli("study", "seed", "--fast", "--size", "32", "--steps", "8", "--out", str(fast_study), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert str(fast_study / "report.html") in proc.stdout  # every trial kept: only the report is written

@@ -3,23 +3,35 @@ import json
 import pytest
 import torch
 
-from featinv.optim.callbacks import StopAfter
 from featinv.config import InvertConfig
 from featinv.errors import RunFolderError
+from featinv.optim.callbacks import StopAfter
 from featinv.runs.runfolder import check_writable, run_in_folder
 
-CONFIG = InvertConfig(image="skimage:chelsea", model="resnet18", weights="none", layers=("res2",),
-                      size=32, steps=12, snapshot_every=4)
+CONFIG = InvertConfig(
+    image="skimage:chelsea", model="resnet18", weights="none", layers=("res2",), size=32, steps=12, snapshot_every=4
+)
 
 
 def test_a_run_folder_describes_itself(tmp_path):
     result = run_in_folder(CONFIG, tmp_path / "run")
     folder = tmp_path / "run"
     names = {p.name for p in folder.iterdir()}
-    assert {"config.yaml", "env.json", "log.csv", "target.png", "final.png", "summary.json",
-            "checkpoint.pt", "snapshots"} <= names
+    assert {
+        "config.yaml",
+        "env.json",
+        "log.csv",
+        "target.png",
+        "final.png",
+        "summary.json",
+        "checkpoint.pt",
+        "snapshots",
+    } <= names
     assert sorted(p.name for p in (folder / "snapshots").iterdir()) == [
-        "step_00004.png", "step_00008.png", "step_00012.png"]
+        "step_00004.png",
+        "step_00008.png",
+        "step_00012.png",
+    ]
     summary = json.loads((folder / "summary.json").read_text())
     for key in ("psnr", "ssim", "feature_error", "seconds_per_step", "steps", "status", "ijcv_error"):
         assert key in summary
@@ -73,6 +85,7 @@ def test_unwritable_folder_fails_before_any_work(tmp_path, monkeypatch):
 
     def deny(self, data):
         raise PermissionError(13, "Permission denied")
+
     monkeypatch.setattr("pathlib.Path.write_bytes", deny)
     with pytest.raises(RunFolderError, match="Permission denied"):
         run_in_folder(CONFIG, tmp_path / "ro")
@@ -80,6 +93,7 @@ def test_unwritable_folder_fails_before_any_work(tmp_path, monkeypatch):
 
 def test_tensorboard_logging(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run_in_folder(CONFIG, tmp_path / "run", tensorboard=True)
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()

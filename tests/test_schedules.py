@@ -1,4 +1,3 @@
-
 import pytest
 
 from featinv.errors import ConfigError
@@ -30,8 +29,9 @@ def test_piecewise_is_the_papers_drops():
     assert Schedule.parse(str(s)) == s
 
 
-@pytest.mark.parametrize("text", ["linear", "step:every=0", "step:gamma=x", "step:foo=1",
-                                  "piecewise:", "piecewise:10y1", "exp:final=nan"])
+@pytest.mark.parametrize(
+    "text", ["linear", "step:every=0", "step:gamma=x", "step:foo=1", "piecewise:", "piecewise:10y1", "exp:final=nan"]
+)
 def test_bad_schedules_are_clear_errors(text):
     with pytest.raises(ConfigError):
         Schedule.parse(text)

@@ -2,18 +2,22 @@ import csv
 
 import pytest
 
-from featinv.optim.callbacks import StopAfter
 from featinv.errors import ConfigError
+from featinv.optim.callbacks import StopAfter
 from featinv.runs.runfolder import run_in_folder
 from featinv.runs.sweep import expand, run_sweep
 
-BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1",
-        "size": 16, "steps": 4}
+BASE = {"image": "skimage:chelsea", "model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 4}
 
 
 def test_grid_times_zip_with_readable_names():
-    trials = expand({"base": BASE, "grid": {"lr": [0.01, 0.1], "tv": [0, 1]},
-                     "zip": {"layers": ["res1", ["res2", "middle1"]], "seed": [1, 2]}})
+    trials = expand(
+        {
+            "base": BASE,
+            "grid": {"lr": [0.01, 0.1], "tv": [0, 1]},
+            "zip": {"layers": ["res1", ["res2", "middle1"]], "seed": [1, 2]},
+        }
+    )
     assert len(trials) == 8
     assert trials[0].name == "lr=0.01_tv=0_layers=res1_seed=1"
     assert trials[-1].name == "lr=0.1_tv=1_layers=res2+middle1_seed=2"
@@ -26,14 +30,17 @@ def test_overrides_sit_between_base_and_trial_parameters():
     assert trials[0].config.steps == 9 and trials[0].config.lr == 0.5
 
 
-@pytest.mark.parametrize("spec,message", [
-    ({"base": BASE, "grid": {"learning_rate": [1]}}, "unknown key 'learning_rate'"),
-    ({"base": BASE, "grids": {}}, "unknown section 'grids'"),
-    ({"base": BASE, "zip": {"lr": [1, 2], "tv": [1]}}, "one length"),
-    ({"base": BASE, "grid": {"lr": 0.1}}, "non-empty list"),
-    ({"base": BASE, "grid": {"lr": [0.1, -1]}}, "lr must be"),
-    ({"base": BASE, "grid": {"lr": [0.1]}, "zip": {"lr": [0.2]}}, "both grid and zip"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({"base": BASE, "grid": {"learning_rate": [1]}}, "unknown key 'learning_rate'"),
+        ({"base": BASE, "grids": {}}, "unknown section 'grids'"),
+        ({"base": BASE, "zip": {"lr": [1, 2], "tv": [1]}}, "one length"),
+        ({"base": BASE, "grid": {"lr": 0.1}}, "non-empty list"),
+        ({"base": BASE, "grid": {"lr": [0.1, -1]}}, "lr must be"),
+        ({"base": BASE, "grid": {"lr": [0.1]}, "zip": {"lr": [0.2]}}, "both grid and zip"),
+    ],
+)
 def test_bad_sweeps_fail_before_running(spec, message):
     with pytest.raises(ConfigError, match=message):
         expand(spec)
@@ -74,21 +81,30 @@ def test_batched_trials_equal_sequential_ones(tmp_path):
     lr * sign(g)). Tolerances: first-step losses agree to 1e-5 relative; after 15 steps final
     losses to 1 % and pixels to a mean absolute difference of 0.01 (2.6 grey levels). Measured:
     three trials bit-identical, the fourth (no TV) 0.5 % and 0.007."""
-    spec = {"base": {**BASE, "size": 32, "steps": 15, "layers": "res2"},
-            "zip": {"lr": [0.02, 0.05, 0.1, 0.05], "tv": [0.1, 1.0, 0.5, 0.0],
-                    "seed": [0, 1, 2, 3], "alpha_norm": [0.0, 0.0, 1.0, 0.5],
-                    "image": ["skimage:chelsea", "skimage:coffee", "skimage:astronaut", "skimage:chelsea"],
-                    "schedule": ["constant", "step:every=5,gamma=0.5", "cosine", "exp:final=0.1"]}}
+    spec = {
+        "base": {**BASE, "size": 32, "steps": 15, "layers": "res2"},
+        "zip": {
+            "lr": [0.02, 0.05, 0.1, 0.05],
+            "tv": [0.1, 1.0, 0.5, 0.0],
+            "seed": [0, 1, 2, 3],
+            "alpha_norm": [0.0, 0.0, 1.0, 0.5],
+            "image": ["skimage:chelsea", "skimage:coffee", "skimage:astronaut", "skimage:chelsea"],
+            "schedule": ["constant", "step:every=5,gamma=0.5", "cosine", "exp:final=0.1"],
+        },
+    }
     trials = expand(spec)
     batched = run_sweep(trials, tmp_path / "b", batch=4)
     single = run_sweep(trials, tmp_path / "s", batch=1)
     assert [o.summary["batch_size"] for o in batched] == [4] * 4
     assert [o.summary["batch_size"] for o in single] == [1] * 4
     from featinv.files import read_image
+
     for b, s in zip(batched, single):
         assert b.status == s.status == "done"
-        first = [float(next(csv.DictReader(open(tmp_path / d / "trials" / b.trial.name / "log.csv")))["loss"])
-                 for d in ("b", "s")]
+        first = [
+            float(next(csv.DictReader(open(tmp_path / d / "trials" / b.trial.name / "log.csv")))["loss"])
+            for d in ("b", "s")
+        ]
         assert first[0] == pytest.approx(first[1], rel=1e-5)
         assert b.summary["final_loss"] == pytest.approx(s.summary["final_loss"], rel=1e-2)
         a, c = (read_image(tmp_path / d / "trials" / b.trial.name / "final.png") for d in ("b", "s"))
@@ -103,8 +119,10 @@ def test_a_bad_trial_inside_a_batch_fails_alone(tmp_path):
 
 
 def test_a_diverging_trial_does_not_spoil_its_batch(tmp_path):
-    spec = {"base": {**BASE, "optimizer": "sgd", "momentum": 0, "clamp": False, "tv": 0, "steps": 6, "param": "pixel"},
-            "grid": {"lr": [0.01, 1e30]}}
+    spec = {
+        "base": {**BASE, "optimizer": "sgd", "momentum": 0, "clamp": False, "tv": 0, "steps": 6, "param": "pixel"},
+        "grid": {"lr": [0.01, 1e30]},
+    }
     trials = expand(spec)
     batched = run_sweep(trials, tmp_path / "b", batch=2)
     alone = run_sweep(trials[:1], tmp_path / "s", batch=1)

@@ -17,6 +17,7 @@ mean colours; then the means over the photos.
 
 The changes to dip are made by wrapping DIPParam here, in the probe only.
 """
+
 import argparse
 import statistics
 
@@ -24,9 +25,9 @@ import torch
 
 from featinv import metrics
 from featinv.experiments import quality
-from featinv.optim import params
 from featinv.nets.models import load_model
 from featinv.nets.preprocess import preset
+from featinv.optim import params
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("start", nargs="?", default="0.5", help="dip's starting mean level, or 'imagenet'")
@@ -71,23 +72,29 @@ for row, image, target in rows:
     problem = quality.photo_problem(row.photo, "vgg16_offline", LAYER, 128, cache)
     mean, own = target.mean((1, 2), keepdim=True), image.mean((1, 2), keepdim=True)
     corrected = (image - own + mean).clamp(0, 1)
-    numbers = {"psnr": row.psnr,
-               "photo_mean": metrics.psnr(corrected, target),
-               "imagenet_mean": metrics.psnr((image - own + IMAGENET_MEAN.view(3, 1, 1)).clamp(0, 1), target),
-               "flat": metrics.psnr(mean.expand_as(target), target),
-               "error": quality.feature_error(problem, image),
-               "corrected_error": quality.feature_error(problem, corrected)}
+    numbers = {
+        "psnr": row.psnr,
+        "photo_mean": metrics.psnr(corrected, target),
+        "imagenet_mean": metrics.psnr((image - own + IMAGENET_MEAN.view(3, 1, 1)).clamp(0, 1), target),
+        "flat": metrics.psnr(mean.expand_as(target), target),
+        "error": quality.feature_error(problem, image),
+        "corrected_error": quality.feature_error(problem, corrected),
+    }
     for name, value in numbers.items():
         columns.setdefault(name, []).append(value)
-    print(f"{row.photo:21s} PSNR {row.psnr:5.2f}  mean colour -> photo's {numbers['photo_mean']:5.2f}  "
-          f"-> ImageNet's {numbers['imagenet_mean']:5.2f}  flat {numbers['flat']:5.2f} | feature error "
-          f"{numbers['error']:.3f}  mean-corrected {numbers['corrected_error']:.3f} | mean colour "
-          f"{[round(v, 2) for v in own.flatten().tolist()]} (photo {[round(v, 2) for v in mean.flatten().tolist()]})",
-          flush=True)
+    print(
+        f"{row.photo:21s} PSNR {row.psnr:5.2f}  mean colour -> photo's {numbers['photo_mean']:5.2f}  "
+        f"-> ImageNet's {numbers['imagenet_mean']:5.2f}  flat {numbers['flat']:5.2f} | feature error "
+        f"{numbers['error']:.3f}  mean-corrected {numbers['corrected_error']:.3f} | mean colour "
+        f"{[round(v, 2) for v in own.flatten().tolist()]} (photo {[round(v, 2) for v in mean.flatten().tolist()]})",
+        flush=True,
+    )
 mean_of = {name: statistics.mean(values) for name, values in columns.items()}
 held_out = statistics.mean(r.psnr for r, _, _ in rows if r.photo in quality.HELD_OUT)
-print(f"start {args.start}, seed {args.seed}, colour {args.colour}: PSNR {mean_of['psnr']:.2f} "
-      f"(worst {min(columns['psnr']):.2f}, held-out {held_out:.2f}), SSIM "
-      f"{statistics.mean(r.ssim for r, _, _ in rows):.3f}; with the photo's mean colour "
-      f"{mean_of['photo_mean']:.2f}, with ImageNet's {mean_of['imagenet_mean']:.2f}, flat {mean_of['flat']:.2f}; "
-      f"feature error {mean_of['error']:.4f}")
+print(
+    f"start {args.start}, seed {args.seed}, colour {args.colour}: PSNR {mean_of['psnr']:.2f} "
+    f"(worst {min(columns['psnr']):.2f}, held-out {held_out:.2f}), SSIM "
+    f"{statistics.mean(r.ssim for r, _, _ in rows):.3f}; with the photo's mean colour "
+    f"{mean_of['photo_mean']:.2f}, with ImageNet's {mean_of['imagenet_mean']:.2f}, flat {mean_of['flat']:.2f}; "
+    f"feature error {mean_of['error']:.4f}"
+)

@@ -6,6 +6,7 @@
 
 Heavy modules (torch) load on first use, so ``import featinv`` and the CLI's help are instant.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,15 +15,27 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "invert": "api", "Inversion": "optim.inversion", "Result": "optim.results", "Summary": "optim.results",
-    "make_param": "optim.params", "Transforms": "optim.transforms",
-    "InvertConfig": "config", "load_config": "config",
-    "load_model": "nets.models", "available_models": "nets.models", "LoadedModel": "nets.models",
+    "invert": "api",
+    "Inversion": "optim.inversion",
+    "Result": "optim.results",
+    "Summary": "optim.results",
+    "make_param": "optim.params",
+    "Transforms": "optim.transforms",
+    "InvertConfig": "config",
+    "load_config": "config",
+    "load_model": "nets.models",
+    "available_models": "nets.models",
+    "LoadedModel": "nets.models",
     "FeatureExtractor": "nets.extractor",
-    "Objective": "optim.objectives", "FeatureTerm": "optim.objectives", "TVTerm": "optim.objectives", "AlphaTerm": "optim.objectives",
+    "Objective": "optim.objectives",
+    "FeatureTerm": "optim.objectives",
+    "TVTerm": "optim.objectives",
+    "AlphaTerm": "optim.objectives",
     "Schedule": "schedules",
-    "read_image": "files", "save_image": "files",
+    "read_image": "files",
+    "save_image": "files",
     "FeatinvError": "errors",
+    "stop_on_signals": "optim.interrupts",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -5,6 +5,7 @@ Images may be what a notebook holds (a Pillow image, a numpy array, a tensor: se
 :mod:`featinv.files`); the config then names them by kind, size and a digest of their pixels, and a
 run folder keeps its target in ``target.png``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,21 +14,29 @@ from typing import Any
 
 import torch
 
-from .optim.callbacks import ProgressBar
 from .config import InvertConfig
 from .files import ImageSource, describe, in_memory, read_image
+from .nets.models import LoadedModel, module_name
+from .optim.callbacks import ProgressBar
 from .optim.compose import Sum
 from .optim.inversion import Callback, Inversion
-from .nets.models import LoadedModel, module_name
 from .optim.results import Result
 from .specs import CUSTOM_PARAM
 
 
-def invert(image: ImageSource | None = None, *, config: InvertConfig | None = None,
-           model: str | LoadedModel | torch.nn.Module | None = None, out: str | Path | None = None,
-           resume: bool = False, callbacks: Sequence[Callback] = (), quiet: bool = True,
-           param: str | torch.nn.Module | None = None, objective: Sum | None = None,
-           **options: Any) -> Result:
+def invert(
+    image: ImageSource | None = None,
+    *,
+    config: InvertConfig | None = None,
+    model: str | LoadedModel | torch.nn.Module | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    quiet: bool = True,
+    param: str | torch.nn.Module | None = None,
+    objective: Sum | None = None,
+    **options: Any,
+) -> Result:
     """Reconstruct ``image`` from a network's features. Keyword options are config fields.
 
     ``image`` (and ``init``) is a file, ``skimage:NAME``, or an image in memory: a Pillow image, a
@@ -64,6 +73,7 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
         options["model"], model = model, None
     elif isinstance(model, torch.nn.Module):
         from .nets.preprocess import PRESETS
+
         model = LoadedModel(model, PRESETS["imagenet"], module_name(model), "user module", True)
     if isinstance(model, LoadedModel):
         options.setdefault("model", model.name)
@@ -76,10 +86,14 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
     if objective is not None:
         if not isinstance(objective, Sum):
             from .errors import ConfigError
-            raise ConfigError(f"objective must be built from featinv.objectives (features, tv, alpha_norm, "
-                              f"channel, neuron, with + and *), got {type(objective).__name__}")
+
+            raise ConfigError(
+                f"objective must be built from featinv.objectives (features, tv, alpha_norm, "
+                f"channel, neuron, with + and *), got {type(objective).__name__}"
+            )
         if not objective.layers:
             from .errors import ConfigError
+
             raise ConfigError(f"the objective {objective!r} names no layer: add features(...) or channel(...)")
         options.setdefault("layers", ",".join(objective.layers))
     images: dict[str, torch.Tensor] = {}
@@ -87,16 +101,30 @@ def invert(image: ImageSource | None = None, *, config: InvertConfig | None = No
         if key in options and in_memory(options[key]):
             name = describe(options[key])
             images[name], options[key] = read_image(options[key]), name
-    known = {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model} \
-        if isinstance(model, LoadedModel) else None
+    known = (
+        {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model}
+        if isinstance(model, LoadedModel)
+        else None
+    )
     config, header = with_recipe(base, options, models=known)
     if out is None:
         if resume:
             from .errors import RunFolderError
+
             raise RunFolderError("resume needs the run folder: pass out=...")
         callbacks = list(callbacks) + ([] if quiet else [ProgressBar()])
         return Inversion(config, model, images, param=param, objective=objective).run(callbacks)
     from .runs.runfolder import run_in_folder
-    return run_in_folder(config, Path(out), resume=resume, model=model, images=images,
-                         callbacks=list(callbacks), quiet=quiet, header=header,
-                         param=param, objective=objective)
+
+    return run_in_folder(
+        config,
+        Path(out),
+        resume=resume,
+        model=model,
+        images=images,
+        callbacks=list(callbacks),
+        quiet=quiet,
+        header=header,
+        param=param,
+        objective=objective,
+    )

@@ -3,6 +3,7 @@
 Only argparse is imported at start, so ``featinv --help`` answers at once; torch loads when
 work starts. Errors from bad input print one line and exit 2 (traceback with ``--debug``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,35 +20,62 @@ CONFIG_OPTIONS = {
     "size": (int, "square input size in pixels (default 128)"),
     "steps": (int, "optimisation steps (default 200)"),
     "lr": (str, "base learning rate (default auto: 0.05 for every layer so far; see featinv.optim.defaults)"),
-    "schedule": (str, "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"),
+    "schedule": (
+        str,
+        "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1",
+    ),
     "optimizer": (str, "adam (default) | sgd | lbfgs"),
     "momentum": (float, "SGD momentum (default 0.9)"),
-    "tv": (str, "total-variation weight (default auto: by the layer's depth, 0.5 up to stride 8, 50 deeper; "
-                "TV is a per-pixel mean)"),
+    "tv": (
+        str,
+        "total-variation weight (default auto: by the layer's depth, 0.5 up to stride 8, 50 deeper; "
+        "TV is a per-pixel mean)",
+    ),
     "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
     "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
     "alpha_norm": (str, "alpha-norm weight (default auto: 0; the paper recipes set their own)"),
     "alpha": (str, "alpha-norm exponent (default auto: 6, the papers'; 2 = a pull towards grey)"),
-    "param": (str, "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
-                    "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth"),
-    "transforms": (str, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
-                        "(or none; default auto: by the layer's depth)"),
-    "chroma_scale": (str, "fourier/pyramid: colour may change only over N pixels or more, brightness at "
-                          "every pixel (1 = no limit; default auto: by the layer's depth)"),
+    "param": (
+        str,
+        "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
+        "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth",
+    ),
+    "transforms": (
+        str,
+        "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
+        "(or none; default auto: by the layer's depth)",
+    ),
+    "chroma_scale": (
+        str,
+        "fourier/pyramid: colour may change only over N pixels or more, brightness at "
+        "every pixel (1 = no limit; default auto: by the layer's depth)",
+    ),
     "restarts": (int, "run N seeds side by side and keep the lowest final loss (default 1)"),
-    "diversity": (bool, "with --restarts N: keep all N images and write diversity.png (them, their mean, a "
-                        "per-pixel std map: what the layer does not pin down) and their spread in summary.json"),
+    "diversity": (
+        bool,
+        "with --restarts N: keep all N images and write diversity.png (them, their mean, a "
+        "per-pixel std map: what the layer does not pin down) and their spread in summary.json",
+    ),
     "channels": (str, "invert only some of the layers' channels: 0:64 | 3,7,12 | top:K (by the target's energy)"),
-    "window": (str, "invert only a window of the feature map, y0:y1,x0:x1 in cells; window.png shows the "
-                    "pixels it sees (its receptive field)"),
+    "window": (
+        str,
+        "invert only a window of the feature map, y0:y1,x0:x1 in cells; window.png shows the "
+        "pixels it sees (its receptive field)",
+    ),
     "init": (str, "noise (seeded, default) | grey | path to an image"),
     "seed": (int, "random seed (default 0)"),
     "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
     "device": (str, "auto (default) | cpu | cuda | cuda:N"),
-    "precision": (str, "fp32 (default) | bf16 | fp16: autocast the network (CUDA; bf16 on CPUs with "
-                       "AVX512-BF16/AMX, 1.2-1.8x faster here; elsewhere it is emulated and slow)"),
-    "compile": (str, "opt-in torch.compile of each step: default | reduce-overhead (CUDA graphs) | max-autotune; "
-                     "the first step compiles (slower on a 2-core CPU: see BENCHMARKS.md)"),
+    "precision": (
+        str,
+        "fp32 (default) | bf16 | fp16: autocast the network (CUDA; bf16 on CPUs with "
+        "AVX512-BF16/AMX, 1.2-1.8x faster here; elsewhere it is emulated and slow)",
+    ),
+    "compile": (
+        str,
+        "opt-in torch.compile of each step: default | reduce-overhead (CUDA graphs) | max-autotune; "
+        "the first step compiles (slower on a 2-core CPU: see BENCHMARKS.md)",
+    ),
     "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
     "recipe": (str, "set everything as a paper's code did: mahendran2015 | mahendran2016 (options still override)"),
 }
@@ -57,27 +85,33 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inversion options (override --config)")
     for name, (kind, help_text) in CONFIG_OPTIONS.items():
         if kind is bool:  # a switch: absent means "as the config file or the default says"
-            group.add_argument("--" + name.replace("_", "-"), dest=name, action="store_const", const=True,
-                               default=None, help=help_text)
+            group.add_argument(
+                "--" + name.replace("_", "-"), dest=name, action="store_const", const=True, default=None, help=help_text
+            )
             continue
-        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
-                           help=help_text)
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
     group.add_argument("--config", type=Path, help="YAML file of options; command-line options win")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="featinv", description="Reconstruct images from a network's features "
-                                    "(Mahendran & Vedaldi 2015).")
+        prog="featinv", description="Reconstruct images from a network's features (Mahendran & Vedaldi 2015)."
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument("--version", action="version", version=f"featinv {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    inv = sub.add_parser("invert", help="reconstruct an image from its features",
-                         description="Reconstruct IMAGE from a network's features at the given layers. "
-                                     "IMAGE is a file, skimage:NAME (e.g. skimage:chelsea) or matplotlib:grace_hopper.")
-    inv.add_argument("image", nargs="?", help="image file, skimage:NAME or matplotlib:grace_hopper (default from --config, "
-                                              "or skimage:chelsea)")
+    inv = sub.add_parser(
+        "invert",
+        help="reconstruct an image from its features",
+        description="Reconstruct IMAGE from a network's features at the given layers. "
+        "IMAGE is a file, skimage:NAME (e.g. skimage:chelsea) or matplotlib:grace_hopper.",
+    )
+    inv.add_argument(
+        "image",
+        nargs="?",
+        help="image file, skimage:NAME or matplotlib:grace_hopper (default from --config, or skimage:chelsea)",
+    )
     _add_config_options(inv)
     inv.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     inv.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -87,39 +121,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     lay = sub.add_parser("layers", help="list a model's layer names, aliases and output shapes")
     lay.add_argument("model", nargs="?", default="vgg16_offline")
-    lay.add_argument("--weights", default="none",
-                     help="weights to load (default none: shapes do not depend on them)")
+    lay.add_argument("--weights", default="none", help="weights to load (default none: shapes do not depend on them)")
     lay.add_argument("--size", type=int, default=224, help="input size for the shapes (default 224)")
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
     lay.add_argument("--plot", type=Path, help="also draw the structure to this PNG file")
     lay.add_argument("--highlight", default="", help="comma-separated layers to highlight in --plot")
     lay.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    sw = sub.add_parser("sweep", help="run a grid of inversions from a sweep file",
-                        description="Run every trial of SWEEP.yaml (base + grid + zip) into its own "
-                                    "run folder; re-running skips finished trials.")
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of inversions from a sweep file",
+        description="Run every trial of SWEEP.yaml (base + grid + zip) into its own "
+        "run folder; re-running skips finished trials.",
+    )
     sw.add_argument("sweep", type=Path, help="sweep YAML file (see examples/sweep-small.yaml)")
     _add_config_options(sw)
     sw.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep file name>)")
     sw.add_argument("--dry-run", action="store_true", help="list the trials and exit")
-    sw.add_argument("--batch", type=int, default=None,
-                    help="trials per forward pass (default: up to 8 on CPU, 32 on GPU, fewer above 256 px, "
-                         "spread over the executor's workers)")
+    sw.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="trials per forward pass (default: up to 8 on CPU, 32 on GPU, fewer above 256 px, "
+        "spread over the executor's workers)",
+    )
     sw.add_argument("--quiet", action="store_true", help="print only the summary")
     sw.add_argument("--tensorboard", action="store_true", help="also log each trial to TRIAL/tensorboard")
-    sw.add_argument("--executor", default="local", choices=["local", "processes", "ray"],
-                    help="where batches run: this process (default), a local process pool, or Ray")
+    sw.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "processes", "ray"],
+        help="where batches run: this process (default), a local process pool, or Ray",
+    )
     sw.add_argument("-j", "--jobs", type=int, default=2, help="worker processes for --executor processes")
     sw.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     sw.add_argument("--gpus", type=float, default=0, help="GPUs per Ray task (default 0)")
     sw.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    st = sub.add_parser("study", help="run a built-in study and write its report",
-                        description="`featinv study seed` reproduces the seed study's four questions "
-                                    "(learning rate, TV weight, layer depth, models) and writes a report.")
+    st = sub.add_parser(
+        "study",
+        help="run a built-in study and write its report",
+        description="`featinv study seed` reproduces the seed study's four questions "
+        "(learning rate, TV weight, layer depth, models) and writes a report.",
+    )
     st.add_argument("name", choices=["seed"], help="the study to run")
     st.add_argument("--out", type=Path, help="study folder (default: runs/study-seed, or -fast)")
-    st.add_argument("--fast", action="store_true", help="small images and few steps (64 px, 60): a minute on a laptop CPU")
+    st.add_argument(
+        "--fast", action="store_true", help="small images and few steps (64 px, 60): a minute on a laptop CPU"
+    )
     st.add_argument("--size", type=int, help="image side in pixels (default 128, or 64 with --fast)")
     st.add_argument("--steps", type=int, help="steps per trial (default 200, or 60 with --fast)")
     st.add_argument("--model", help="network for Q1-Q3 (default: the offline ImageNet VGG16)")
@@ -131,66 +180,123 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="write report.html and report.md for a run, sweep or study folder")
     rep.add_argument("folder", type=Path)
-    rep.add_argument("--screenshot", action="store_true",
-                     help="also save report.png, rendered by a headless Chromium (must be installed)")
+    rep.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="also save report.png, rendered by a headless Chromium (must be installed)",
+    )
     rep.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    be = sub.add_parser("bench", help="time featinv's step against the floor and a naive peer",
-                        description="Median seconds per step of featinv, the bare truncated forward+backward "
-                                    "(floor) and a naive whole-network implementation, in one process; "
-                                    "plus 8 batched trials against 8 sequential ones. Prints a table, "
-                                    "optionally writes JSON.")
-    be.add_argument("--cases", nargs="+", default=None,
-                    help="MODEL:LAYER,LAYER ... (default: vgg16_bn:conv1_2,conv3_1,pool5 resnet18:res2,res8)")
+    be = sub.add_parser(
+        "bench",
+        help="time featinv's step against the floor and a naive peer",
+        description="Median seconds per step of featinv, the bare truncated forward+backward "
+        "(floor) and a naive whole-network implementation, in one process; "
+        "plus 8 batched trials against 8 sequential ones. Prints a table, "
+        "optionally writes JSON.",
+    )
+    be.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        help="MODEL:LAYER,LAYER ... (default: vgg16_bn:conv1_2,conv3_1,pool5 resnet18:res2,res8)",
+    )
     be.add_argument("--sizes", nargs="+", type=int, default=[128, 224])
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    be.add_argument("--batched-cases", nargs="+", metavar="MODEL:LAYER",
-                    help="cases for the 8-batched-vs-8-sequential rows (default: vgg16_bn:conv3_1 resnet18:res2)")
-    be.add_argument("--batched-sizes", nargs="*", type=int, default=[64, 128, 224],
-                    help="sizes for the batched-vs-sequential rows; none to skip")
+    be.add_argument(
+        "--batched-cases",
+        nargs="+",
+        metavar="MODEL:LAYER",
+        help="cases for the 8-batched-vs-8-sequential rows (default: vgg16_bn:conv3_1 resnet18:res2)",
+    )
+    be.add_argument(
+        "--batched-sizes",
+        nargs="*",
+        type=int,
+        default=[64, 128, 224],
+        help="sizes for the batched-vs-sequential rows; none to skip",
+    )
     be.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
     be.add_argument("--warmup", type=int, default=3)
     be.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     be.add_argument("--device", default="auto")
-    be.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                    help="autocast for featinv's step (the floor and naive rows stay fp32)")
-    be.add_argument("--compile", metavar="MODE", default=None,
-                    help="torch.compile featinv's step (default | reduce-overhead | max-autotune); "
-                         "the compile time is reported")
+    be.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast for featinv's step (the floor and naive rows stay fp32)",
+    )
+    be.add_argument(
+        "--compile",
+        metavar="MODE",
+        default=None,
+        help="torch.compile featinv's step (default | reduce-overhead | max-autotune); the compile time is reported",
+    )
     be.add_argument("--json", type=Path, help="write the results here")
     q = be.add_argument_group("quality benchmark (--quality): PSNR/SSIM/feature error of every method on photos")
-    q.add_argument("--quality", action="store_true",
-                   help="run the quality benchmark instead of the speed one (see QUALITY.md)")
-    q.add_argument("--photos", nargs="+", default=None,
-                   help="photos: names of built-in photos (skimage, matplotlib, sklearn) or files (default: six the defaults were "
-                        "chosen on and four held out: featinv.experiments.quality.PHOTOS)")
-    q.add_argument("--quality-cases", nargs="+", default=None, metavar="MODEL:LAYER",
-                   help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5")
-    q.add_argument("--methods", nargs="+", default=None,
-                   help="default, pixel, fourier, pyramid, dip, mahendran2016, mahendran2015, peer, flat")
+    q.add_argument(
+        "--quality", action="store_true", help="run the quality benchmark instead of the speed one (see QUALITY.md)"
+    )
+    q.add_argument(
+        "--photos",
+        nargs="+",
+        default=None,
+        help="photos: names of built-in photos (skimage, matplotlib, sklearn) or files (default: six the defaults were "
+        "chosen on and four held out: featinv.experiments.quality.PHOTOS)",
+    )
+    q.add_argument(
+        "--quality-cases",
+        nargs="+",
+        default=None,
+        metavar="MODEL:LAYER",
+        help="default: VGG16 conv1_2 relu3_3 relu4_3 pool5, EfficientNet-Lite0 stage2 stage5",
+    )
+    q.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="default, pixel, fourier, pyramid, dip, mahendran2016, mahendran2015, peer, flat",
+    )
     q.add_argument("--quality-size", type=int, default=128)
     q.add_argument("--quality-steps", type=int, default=200)
     q.add_argument("--no-equal-time", action="store_true", help="skip the equal-wall-time rows")
-    q.add_argument("--out", type=Path, default=Path("runs/quality"),
-                   help="folder for quality.json, quality.md and the grids (default runs/quality)")
+    q.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/quality"),
+        help="folder for quality.json, quality.md and the grids (default runs/quality)",
+    )
     be.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    co = sub.add_parser("compare", help="put run folders (or a sweep's trials) side by side: images, "
-                                        "differences, numbers, which keeps more")
+    co = sub.add_parser(
+        "compare",
+        help="put run folders (or a sweep's trials) side by side: images, differences, numbers, which keeps more",
+    )
     co.add_argument("runs", nargs="+", type=Path, help="run folders, or sweep folders (their trials)")
-    co.add_argument("--out", type=Path, default=Path("runs/compare"),
-                    help="folder for report.html, report.md and compare.png (default runs/compare)")
+    co.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/compare"),
+        help="folder for report.html, report.md and compare.png (default runs/compare)",
+    )
     co.add_argument("--debug", action="store_true", help="show full tracebacks")
     mo = sub.add_parser("models", help="list the available models (the offline ones first, then torchvision's)")
-    mo.add_argument("--timm", metavar="PATTERN", nargs="?", const="*", default=None,
-                    help="list timm's models instead, matching PATTERN (wildcards as timm.list_models, "
-                         "e.g. 'vit_*'); use them as --model timm:NAME")
+    mo.add_argument(
+        "--timm",
+        metavar="PATTERN",
+        nargs="?",
+        const="*",
+        default=None,
+        help="list timm's models instead, matching PATTERN (wildcards as timm.list_models, "
+        "e.g. 'vit_*'); use them as --model timm:NAME",
+    )
     mo.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
 
 def _version() -> str:
     from . import __version__
+
     return __version__
 
 
@@ -208,6 +314,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     explicit = _explicit(args)
     base = read_yaml(args.config) if args.config else {}
     from .optim.recipes import with_recipe
+
     config, args.header = with_recipe(base, explicit, str(args.config) if args.config else "options")
     return base, explicit, config
 
@@ -219,8 +326,11 @@ def _default_out(config: Any) -> Path:
 
     image = sample_name(config.image) or Path(config.image).stem
     model = Path(config.model).stem
-    layers = "+".join(l.split(":")[0] for l in config.layers) if config.layers else \
-        DEFAULT_LAYERS.get(config.model, "default")
+    layers = (
+        "+".join(layer.split(":")[0] for layer in config.layers)
+        if config.layers
+        else DEFAULT_LAYERS.get(config.model, "default")
+    )
     return new_folder_name(Path("runs"), safe_name(f"{image}_{model}_{layers}", limit=100))
 
 
@@ -232,26 +342,38 @@ def cmd_invert(args: argparse.Namespace) -> int:
             raise _usage("--resume needs --out RUN_FOLDER (the run to continue)")
         if not (args.out / CONFIG).is_file():
             from .errors import RunFolderError
-            raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder "
-                                 f"with {CONFIG}")
+
+            raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder with {CONFIG}")
         from .config import read_yaml
         from .optim.recipes import with_recipe
+
         # the file's values, then the options, over the stored run: any difference is refused below
         given_file = read_yaml(args.config) if args.config else {}
-        config, _ = with_recipe({**stored_config(args.out).to_dict(), **given_file}, _explicit(args),
-                                str(args.config) if args.config else "options")
+        config, _ = with_recipe(
+            {**stored_config(args.out).to_dict(), **given_file},
+            _explicit(args),
+            str(args.config) if args.config else "options",
+        )
         out = args.out
     else:
         _, _, config = _config_from_args(args)
         out = args.out or _default_out(config)
-    result = run_in_folder(config, out, resume=args.resume, quiet=args.quiet, header=getattr(args, "header", ""),
-                           tensorboard=args.tensorboard)
+    result = run_in_folder(
+        config,
+        out,
+        resume=args.resume,
+        quiet=args.quiet,
+        header=getattr(args, "header", ""),
+        tensorboard=args.tensorboard,
+    )
     s = result.summary
     if not args.quiet or result.status != "done":
         errors = ", ".join(f"{k} {v:.4f}" for k, v in s["feature_error"].items())
-        print(f"{result.status}: {s['steps']} steps, PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
-              f"feature error {errors}, {s['seconds_per_step'] * 1000:.0f} ms/step "
-              f"[{s['model']}]")
+        print(
+            f"{result.status}: {s['steps']} steps, PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
+            f"feature error {errors}, {s['seconds_per_step'] * 1000:.0f} ms/step "
+            f"[{s['model']}]"
+        )
         print(f"run folder: {out}")
     if result.status == "interrupted":
         code = _exit_interrupted()
@@ -271,18 +393,24 @@ def cmd_layers(args: argparse.Namespace) -> int:
     rows = describe(model.module, args.size, everything=args.all)
     alias_names = set(aliases(model.module))
     nodes = len(rows) - len(alias_names)
-    shown = rows if args.all or not alias_names else rows[:len(alias_names)]
-    hidden = "" if args.all else (" (--all for every node)" if alias_names else
-                                  " (nodes without a tensor output hidden: --all shows them)")
+    shown = rows if args.all or not alias_names else rows[: len(alias_names)]
+    hidden = (
+        ""
+        if args.all
+        else (" (--all for every node)" if alias_names else " (nodes without a tensor output hidden: --all shows them)")
+    )
     width = max(len(r[0]) for r in shown)
     node_width = max(len(r[1]) for r in shown)
-    print(f"# {model.label}: {len(alias_names)} aliases, {nodes} {'' if args.all else 'invertible '}graph nodes; "
-          f"output shapes for a {args.size}x{args.size} input{hidden}")
+    print(
+        f"# {model.label}: {len(alias_names)} aliases, {nodes} {'' if args.all else 'invertible '}graph nodes; "
+        f"output shapes for a {args.size}x{args.size} input{hidden}"
+    )
     for name, node, shape in shown:
         print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape)) if shape else '-'}")
     if args.plot:
         from .files import write_bytes
         from .reports.structure import structure_png
+
         highlight = [h for h in args.highlight.split(",") if h]
         write_bytes(args.plot, structure_png(model.module, model.label, args.size, highlight))
         print(f"structure drawn to {args.plot}")
@@ -306,16 +434,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep.save_spec(out, args.sweep.read_text())
 
     from .runs.executors import make_executor
+
     executor = make_executor(args.executor, args.jobs, args.address, args.tensorboard, args.gpus)
     progress = _SweepProgress(len(trials), _trial_printer(args.quiet))
     try:
-        outcomes = sweep.run_sweep(trials, out, on_trial=progress, batch=args.batch,
-                                   tensorboard=args.tensorboard, executor=executor)
+        outcomes = sweep.run_sweep(
+            trials, out, on_trial=progress, batch=args.batch, tensorboard=args.tensorboard, executor=executor
+        )
     finally:
         progress.close()
     failed = sum(o.status == "failed" for o in outcomes)
-    print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; "
-          f"table: {out / 'trials.csv'}")
+    print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; table: {out / 'trials.csv'}")
     return 4 if failed else 0  # 1 is kept for featinv's own bugs
 
 
@@ -325,6 +454,7 @@ def _trial_printer(quiet: bool) -> Any:
             s = o.summary
             metrics = f"PSNR {s['psnr']:.2f} dB, {s['seconds_per_step'] * 1000:.0f} ms/step" if s else ""
             print(f"[{o.status}{' earlier' if o.reused else ''}] {o.trial.name}  {metrics}{o.error}", flush=True)
+
     return report
 
 
@@ -335,14 +465,16 @@ class _SweepProgress:
         self.total, self.then, self.done, self.failed, self.bar = total, then, 0, 0, None
         if sys.stderr.isatty():
             from tqdm import tqdm
+
             self.bar = tqdm(total=total, desc="sweep", unit="trial", dynamic_ncols=True)
 
     def __call__(self, outcome: Any) -> None:
         self.done += outcome.status != "failed"
         self.failed += outcome.status == "failed"
         if self.bar is not None:
-            self.bar.set_postfix(done=self.done, failed=self.failed,
-                                 left=self.total - self.done - self.failed, refresh=False)
+            self.bar.set_postfix(
+                done=self.done, failed=self.failed, left=self.total - self.done - self.failed, refresh=False
+            )
             self.bar.update(1)
             self.bar.clear()
         self.then(outcome)
@@ -355,12 +487,21 @@ class _SweepProgress:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .reports.report import report
     from .experiments.study import run_seed_study
+    from .reports.report import report
 
     out = args.out or Path("runs") / ("study-seed-fast" if args.fast else "study-seed")
-    run_seed_study(out, fast=args.fast, model=args.model, weights=args.weights, image=args.image,
-                   on_trial=_trial_printer(args.quiet), batch=args.batch, size=args.size, steps=args.steps)
+    run_seed_study(
+        out,
+        fast=args.fast,
+        model=args.model,
+        weights=args.weights,
+        image=args.image,
+        on_trial=_trial_printer(args.quiet),
+        batch=args.batch,
+        size=args.size,
+        steps=args.steps,
+    )
     path = report(out)
     print(f"report: {path}")
     return 0
@@ -379,8 +520,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) -> list:
     """The rows of an earlier quality run in ``out`` (resumed case by case), or none if there is none.
     A run at other settings is refused rather than overwritten."""
-    from .experiments import quality
     from .errors import ConfigError
+    from .experiments import quality
 
     path = out / "quality.json"
     if not path.exists():
@@ -390,16 +531,18 @@ def _finished_quality_rows(out: Path, size: int, steps: int, photos: list[str]) 
     earlier = {"size": data.get("size"), "steps": data.get("steps"), "photos": sorted({r.photo for r in rows})}
     asked = {"size": size, "steps": steps, "photos": sorted(photos)}
     if rows and earlier != asked:
-        raise ConfigError(f"{path} holds a quality run at {earlier}, not {asked}: "
-                          "resume it with the same settings or choose another --out")
+        raise ConfigError(
+            f"{path} holds a quality run at {earlier}, not {asked}: "
+            "resume it with the same settings or choose another --out"
+        )
     if rows:
         print(f"resuming {path}: {len({(r.model, r.layer) for r in rows})} case(s) kept")
     return rows
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from .experiments import quality
     from .errors import ConfigError
+    from .experiments import quality
     from .files import write_json, write_text
 
     methods = args.methods or list(quality.METHODS)
@@ -408,19 +551,30 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown method {unknown[0]!r}: expected some of {', '.join(quality.METHODS)}")
     from .experiments.bench import environment
     from .optim.problem import resolve_device
+
     env = environment(resolve_device("auto"))
     photos = list(args.photos or quality.PHOTOS)
     finished = _finished_quality_rows(args.out, args.quality_size, args.quality_steps, photos)
 
     def write(rows: list) -> None:  # after every case: a long run keeps what it measured
-        write_json(args.out / "quality.json", {"environment": env, "size": args.quality_size,
-                                               "steps": args.quality_steps, "rows": quality.to_json(rows)})
+        write_json(
+            args.out / "quality.json",
+            {"environment": env, "size": args.quality_size, "steps": args.quality_steps, "rows": quality.to_json(rows)},
+        )
         write_text(args.out / "quality.md", quality.table(rows) + "\n")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = quality.run_benchmark(photos, args.quality_cases or quality.CASES, methods,
-                                 args.quality_size, args.quality_steps, not args.no_equal_time, args.out,
-                                 on_case=write, finished=finished)
+    rows = quality.run_benchmark(
+        photos,
+        args.quality_cases or quality.CASES,
+        methods,
+        args.quality_size,
+        args.quality_steps,
+        not args.no_equal_time,
+        args.out,
+        on_case=write,
+        finished=finished,
+    )
     write(rows)
     print(f"\n# {env}\n" + quality.table(rows))
     print(f"wrote {args.out / 'quality.json'}, quality.md and the grids")
@@ -438,12 +592,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cases = bench.parse_cases(args.cases or bench.DEFAULT_CASES, args.sizes, args.batches)
     rows, batched = [], []
     for case in cases:
-        rows.append(bench.measure(case, device, args.steps, args.warmup, naive=not args.no_naive,
-                                  precision=args.precision, compile_mode=args.compile))
+        rows.append(
+            bench.measure(
+                case,
+                device,
+                args.steps,
+                args.warmup,
+                naive=not args.no_naive,
+                precision=args.precision,
+                compile_mode=args.compile,
+            )
+        )
         print(bench.table(rows[-1:], []).splitlines()[-1], flush=True)
     for case in bench.parse_cases(args.batched_cases or bench.DEFAULT_BATCHED_CASES, args.batched_sizes, [8]):
-        batched.append(bench.measure_batched(case.model, case.layer, case.size, device, case.batch,
-                                             args.steps, args.warmup))
+        batched.append(
+            bench.measure_batched(case.model, case.layer, case.size, device, case.batch, args.steps, args.warmup)
+        )
         print(bench.table([], batched[-1:]).splitlines()[-1], flush=True)
     env = bench.environment(device)
     print(f"\n# {env}\n" + bench.table(rows, batched))
@@ -454,6 +618,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .reports.compare import compare
+
     path = compare(args.runs, args.out)
     print(f"comparison: {path} and {args.out / 'compare.png'}")
     return 0
@@ -464,9 +629,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.timm is not None:
         from .nets.models import timm_names
+
         names = timm_names(args.timm)
         if not names:
             from .errors import ModelError
+
             raise ModelError(f"no timm model matches {args.timm!r}: expected a pattern like 'resnet*' or 'vit_*'")
         print("\n".join(names))
         return 0
@@ -489,9 +656,30 @@ def _exit_interrupted() -> int:
     owns its process; the library never does this."""
     import signal
     import threading
+
     if threading.current_thread() is threading.main_thread():  # only there can signals be set
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 130
+
+
+def _format_own_warnings() -> None:
+    """featinv's own warnings read ``featinv: warning: ...``; a third party's keep Python's format
+    (file, line, category), so nobody mistakes torch's deprecation notice for featinv's. The CLI
+    owns its process; the library never changes the warning format."""
+    import warnings
+
+    from .errors import FeatinvWarning
+
+    standard = warnings.formatwarning
+
+    def format_warning(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
+        if issubclass(category, FeatinvWarning):
+            return f"featinv: warning: {message}\n"
+        return standard(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,15 +688,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    import warnings
-    warnings.formatwarning = lambda message, *_, **__: f"featinv: warning: {message}\n"
-    handlers = {"invert": cmd_invert, "layers": cmd_layers, "sweep": cmd_sweep, "study": cmd_study,
-                "report": cmd_report, "bench": cmd_bench, "models": cmd_models, "compare": cmd_compare}
+    _format_own_warnings()
+    handlers = {
+        "invert": cmd_invert,
+        "layers": cmd_layers,
+        "sweep": cmd_sweep,
+        "study": cmd_study,
+        "report": cmd_report,
+        "bench": cmd_bench,
+        "models": cmd_models,
+        "compare": cmd_compare,
+    }
     if args.command in ("invert", "sweep", "study", "bench"):
         from .nets.perf import tune_process
+
         tune_process()  # the CLI's own process: see featinv.nets.perf
+    from .optim.interrupts import stop_on_signals
+
     try:
-        return handlers[args.command](args)
+        with stop_on_signals():  # Ctrl-C finishes the step and leaves the run resumable
+            return handlers[args.command](args)
     except BrokenPipeError:  # `featinv layers | head`
         sys.stderr.close()
         return 0
@@ -518,14 +717,18 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except _UsageError as exc:
         parser.error(str(exc))
-    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except Exception as exc:
         from .errors import FeatinvError
+
         if args.debug:
             raise
         if not isinstance(exc, FeatinvError):  # featinv's own bug: one line, the traceback under --debug
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            print(f"featinv: internal error: {type(exc).__name__}: {first} (a bug in featinv: "
-                  f"rerun with --debug for the traceback and report it)", file=sys.stderr)
+            print(
+                f"featinv: internal error: {type(exc).__name__}: {first} (a bug in featinv: "
+                f"rerun with --debug for the traceback and report it)",
+                file=sys.stderr,
+            )
             return 1
         print(f"featinv: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -3,6 +3,7 @@
 Unknown keys are errors (with the closest valid key); every value is checked before any
 work starts, and the fully resolved config is what a run folder's ``config.yaml`` holds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigError, did_you_mean
 
@@ -22,6 +23,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 # Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.optim.defaults).
+T = TypeVar("T")
 AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "chroma_scale")
 
 
@@ -39,40 +41,42 @@ class InvertConfig:
 
     image: str = "skimage:chelsea"
     model: str = "vgg16_offline"
-    weights: str | None = None          # torchvision enum name, a .pth file, 'none'; None = model default
+    weights: str | None = None  # torchvision enum name, a .pth file, 'none'; None = model default
     layers: tuple[str, ...] | None = None  # 'conv3_1' or 'conv3_1:0.5'; None = the model's default layer
-    size: int = 128                     # square input side in pixels
+    size: int = 128  # square input side in pixels
     steps: int = 200
-    lr: float | None = None             # None = by the layer's depth (see featinv.optim.defaults)
-    schedule: str = "constant"          # see featinv.schedules
-    optimizer: str = "adam"             # adam | sgd | lbfgs
-    momentum: float = 0.9               # sgd only
-    tv: float | None = None             # TV weight (a per-pixel mean; see featinv.optim.objectives); None = by depth
+    lr: float | None = None  # None = by the layer's depth (see featinv.optim.defaults)
+    schedule: str = "constant"  # see featinv.schedules
+    optimizer: str = "adam"  # adam | sgd | lbfgs
+    momentum: float = 0.9  # sgd only
+    tv: float | None = None  # TV weight (a per-pixel mean; see featinv.optim.objectives); None = by depth
     tv_beta: float = 2.0
-    tv_kind: str = "iso"                # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
-    alpha_norm: float | None = None     # alpha-norm weight; None = by depth (0 at every depth today)
-    alpha: float | None = None          # alpha-norm exponent; None = by depth (6, the papers'; 2 = a pull to grey)
-    prior_space: str = "rgb"            # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
-    param: str | None = None            # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
-    transforms: str | None = None       # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
-    chroma_scale: int | None = None     # colour changes over N px or more, brightness per pixel (fourier, pyramid); None = by depth
-    restarts: int = 1                   # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
-    diversity: bool = False             # keep every restart's image: diversity.png, mean/std, pairwise distance
-    channels: str | None = None         # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.optim.masks)
-    window: str | None = None           # invert only this window of the feature map: y0:y1,x0:x1 (cells)
-    init: str = "noise"                 # noise | grey | path to an image
+    tv_kind: str = "iso"  # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
+    alpha_norm: float | None = None  # alpha-norm weight; None = by depth (0 at every depth today)
+    alpha: float | None = None  # alpha-norm exponent; None = by depth (6, the papers'; 2 = a pull to grey)
+    prior_space: str = "rgb"  # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
+    param: str | None = None  # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
+    transforms: str | None = None  # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
+    chroma_scale: int | None = (
+        None  # colour changes over N px or more, brightness per pixel (fourier, pyramid); None = by depth
+    )
+    restarts: int = 1  # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
+    diversity: bool = False  # keep every restart's image: diversity.png, mean/std, pairwise distance
+    channels: str | None = None  # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.optim.masks)
+    window: str | None = None  # invert only this window of the feature map: y0:y1,x0:x1 (cells)
+    init: str = "noise"  # noise | grey | path to an image
     seed: int = 0
-    clamp: bool = True                  # project pixels back into [0, 1] after each step
-    pixel_bound: float = 0.0            # >0: cap each pixel's norm in the network's mean-subtracted space (IJCV's B)
-    jitter: int = 0                     # random shift of up to N pixels before each forward pass (IJCV)
-    jitter_off_last: int = 0            # no jitter during the last N steps
-    momentum_reset: bool = False        # clear optimiser momentum whenever the learning rate changes (CVPR code)
-    snapshot_every: int = 10            # 0 = no snapshots (the final image is always saved)
-    device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"             # fp32 | bf16 | fp16: autocast of the network (see featinv.nets.perf.native_precision)
-    compile: str | None = None          # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
-    preprocess: str | None = None       # preset (imagenet, caffe, tf, none); None = the weights' own
-    recipe: str | None = None           # the paper recipe these values came from (a record; see featinv.optim.recipes)
+    clamp: bool = True  # project pixels back into [0, 1] after each step
+    pixel_bound: float = 0.0  # >0: cap each pixel's norm in the network's mean-subtracted space (IJCV's B)
+    jitter: int = 0  # random shift of up to N pixels before each forward pass (IJCV)
+    jitter_off_last: int = 0  # no jitter during the last N steps
+    momentum_reset: bool = False  # clear optimiser momentum whenever the learning rate changes (CVPR code)
+    snapshot_every: int = 10  # 0 = no snapshots (the final image is always saved)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the network (see featinv.nets.perf.native_precision)
+    compile: str | None = None  # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
+    preprocess: str | None = None  # preset (imagenet, caffe, tf, none); None = the weights' own
+    recipe: str | None = None  # the paper recipe these values came from (a record; see featinv.optim.recipes)
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -97,6 +101,7 @@ class InvertConfig:
         if self.diversity and self.restarts < 2:
             raise ConfigError(f"diversity compares restarts: it needs restarts >= 2, got {self.restarts}")
         from .specs import check_channels, check_window
+
         for name, check in (("channels", check_channels), ("window", check_window)):
             value = getattr(self, name)
             if value is not None:
@@ -105,22 +110,29 @@ class InvertConfig:
                 check(getattr(self, name))
         if self.param is not None:
             from .specs import CUSTOM_PARAM, PARAMS, STARTS_WITHOUT_IMAGE
+
             _choice("param", self.param, (*PARAMS, CUSTOM_PARAM))
             if self.param in ("dip", CUSTOM_PARAM) and self.init not in STARTS_WITHOUT_IMAGE:
-                raise ConfigError(f"init {self.init!r} needs param pixel, fourier or pyramid, got param "
-                                  f"{self.param!r} (it starts from its own seeded network; leave init at noise)"
-                                  if self.param == "dip" else
-                                  f"init {self.init!r} cannot start your own parameterisation (param "
-                                  f"'custom'): it draws its own start; leave init at noise")
+                raise ConfigError(
+                    f"init {self.init!r} needs param pixel, fourier or pyramid, got param "
+                    f"{self.param!r} (it starts from its own seeded network; leave init at noise)"
+                    if self.param == "dip"
+                    else f"init {self.init!r} cannot start your own parameterisation (param "
+                    f"'custom'): it draws its own start; leave init at noise"
+                )
         if self.transforms is not None:
             from .specs import parse_transforms
+
             parse_transforms(self.transforms)  # fail early on a bad list
         if self.chroma_scale is not None:
             _positive_int("chroma_scale", self.chroma_scale)
             from .specs import CHROMA_PARAMS
+
             if self.chroma_scale > 1 and self.param is not None and self.param not in CHROMA_PARAMS:
-                raise ConfigError(f"chroma_scale {self.chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
-                                  f"got param {self.param!r} (leave chroma_scale unset or 1)")
+                raise ConfigError(
+                    f"chroma_scale {self.chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
+                    f"got param {self.param!r} (leave chroma_scale unset or 1)"
+                )
         _positive_float("tv_beta", self.tv_beta)
         if self.alpha is not None:
             _positive_float("alpha", self.alpha)
@@ -144,9 +156,10 @@ class InvertConfig:
         if self.layers is not None and not self.layers:
             raise ConfigError("layers is empty: expected names like 'relu3_3' or 'conv3_1,fc6'")
         from .schedules import Schedule
+
         Schedule.parse(self.schedule)  # fail early on a bad schedule
 
-    def replace(self, **changes: Any) -> "InvertConfig":
+    def replace(self, **changes: Any) -> InvertConfig:
         """A copy with some fields changed (unknown names are errors)."""
         return from_dict({**self.to_dict(), **changes})
 
@@ -160,13 +173,40 @@ FIELDS = {f.name: f for f in dataclasses.fields(InvertConfig)}
 
 # Trials that agree on these can share one forward/backward pass (see featinv.optim.inversion);
 # everything else (image, lr, schedule, momentum, tv, alpha_norm, seed, init, jitter, ...) may differ.
-BATCH_SHARED = ("model", "weights", "layers", "size", "steps", "optimizer", "device", "preprocess",
-                "tv_beta", "tv_kind", "alpha", "clamp", "prior_space", "precision", "compile")
+BATCH_SHARED = (
+    "model",
+    "weights",
+    "layers",
+    "size",
+    "steps",
+    "optimizer",
+    "device",
+    "preprocess",
+    "tv_beta",
+    "tv_kind",
+    "alpha",
+    "clamp",
+    "prior_space",
+    "precision",
+    "compile",
+)
 
 
 def batch_key(config: InvertConfig) -> tuple:
     """Configs with equal keys can run as one batch."""
     return tuple(str(getattr(config, k)) for k in BATCH_SHARED)
+
+
+def resolved(value: T | None, name: str) -> T:
+    """A field :func:`featinv.optim.defaults.resolve_defaults` fills in (``lr``, ``param``, ...),
+    read where the config must already be resolved.
+
+    >>> resolved(0.05, "lr")
+    0.05
+    """
+    if value is None:
+        raise ValueError(f"{name} is read before the defaults were resolved (see resolve_defaults)")
+    return value
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -186,8 +226,9 @@ def _nonnegative_float(name: str, value: Any) -> None:
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}."
-                          f"{did_you_mean(str(value), choices)}")
+        raise ConfigError(
+            f"{name} must be one of {', '.join(choices)}, got {value!r}.{did_you_mean(str(value), choices)}"
+        )
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -220,8 +261,9 @@ def check_keys(data: Mapping[str, Any], where: str = "config") -> None:
     """Raise a :class:`ConfigError` naming the first unknown key and its closest valid one."""
     for key in data:
         if key not in FIELDS:
-            raise ConfigError(f"unknown key {key!r} in {where}: expected one of "
-                              f"{', '.join(FIELDS)}.{did_you_mean(str(key), FIELDS)}")
+            raise ConfigError(
+                f"unknown key {key!r} in {where}: expected one of {', '.join(FIELDS)}.{did_you_mean(str(key), FIELDS)}"
+            )
 
 
 def from_dict(data: Mapping[str, Any], where: str = "config") -> InvertConfig:
@@ -252,8 +294,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path, **overrides: Any) -> InvertConfig:
     """Load a YAML config; ``overrides`` (e.g. from the command line) win over the file."""
     data = read_yaml(path)
-    return from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}},
-                     where=str(path))
+    return from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}}, where=str(path))
 
 
 def to_yaml(config: InvertConfig, header: str = "") -> str:

@@ -3,6 +3,7 @@
 The CLI prints one line for any :class:`FeatinvError` and exits non-zero (traceback only
 under ``--debug``); anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -62,3 +63,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' Did you mean ...?' hint, or '' when nothing is close."""
     hits = closest(name, choices)
     return f" Did you mean {' or '.join(repr(h) for h in hits)}?" if hits else ""
+
+
+class FeatinvWarning(UserWarning):
+    """A warning of featinv's own (the CLI prints these as ``featinv: warning: ...``; other
+    libraries' warnings keep their own format)."""

@@ -10,14 +10,15 @@ as torchvision does, ``[3, H, W]``, ``[1, H, W]``, ``[H, W]`` or ``[1, 3, H, W]`
 8-bit (0-255) or 16-bit (0-65535); float pixels must lie in [0, 1]. Anything else is an
 :class:`~featinv.errors.ImageError` that says what was expected.
 """
+
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
 import os
 import tempfile
-import hashlib
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -32,9 +33,26 @@ from .errors import ImageError, did_you_mean
 # Photos that ship inside installed packages (no download needed), as ``PACKAGE:NAME``:
 # scikit-image's (``motorcycle`` is the left view of its stereo pair), matplotlib's sample photo
 # and scikit-learn's two (the ``photos`` extra; CC BY 2.0, see sklearn/datasets/images/README.txt).
-SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field",
-                 "immunohistochemistry", "retina", "logo", "coins", "moon", "text", "motorcycle", "brick",
-                 "grass", "gravel", "cell", "clock")
+SAMPLE_IMAGES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "camera",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "logo",
+    "coins",
+    "moon",
+    "text",
+    "motorcycle",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "clock",
+)
 MATPLOTLIB_IMAGES = ("grace_hopper",)
 SKLEARN_IMAGES = ("china", "flower")
 SAMPLE_PREFIX = "skimage:"
@@ -69,32 +87,37 @@ def sample_name(source: str) -> str | None:
     ('coffee', 'grace_hopper', None)
     """
     prefix = next((p for p in SAMPLES if source.startswith(p)), None)
-    return source[len(prefix):] if prefix else None
+    return source[len(prefix) :] if prefix else None
 
 
 def _sample_array(prefix: str, name: str) -> np.ndarray:
     """A built-in photo as the package gives it (packages imported late: only samples need them)."""
     if prefix == "matplotlib:":
         import matplotlib.cbook
+
         with Image.open(matplotlib.cbook.get_sample_data(f"{name}.jpg", asfileobj=False)) as img:
             return np.asarray(img.convert("RGB"))
     if prefix == "sklearn:":
         try:
             from sklearn.datasets import load_sample_image
         except ImportError:
-            raise ImageError(f"sklearn:{name} ships with scikit-learn: pip install 'featinv[photos]' "
-                             f"(or scikit-learn)") from None
+            raise ImageError(
+                f"sklearn:{name} ships with scikit-learn: pip install 'featinv[photos]' (or scikit-learn)"
+            ) from None
         return load_sample_image(f"{name}.jpg")
     import skimage.data
+
     return skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
 
 
 def _sample_pixels(source: str) -> np.ndarray:
     prefix = next(p for p in SAMPLES if source.startswith(p))
-    name, names = source[len(prefix):], SAMPLES[prefix]
+    name, names = source[len(prefix) :], SAMPLES[prefix]
     if name not in names:
-        raise ImageError(f"unknown sample image {source!r}: expected one of "
-                         f"{', '.join(prefix + n for n in names)}.{did_you_mean(name, names)}")
+        raise ImageError(
+            f"unknown sample image {source!r}: expected one of "
+            f"{', '.join(prefix + n for n in names)}.{did_you_mean(name, names)}"
+        )
     return _pixels_01(Image.fromarray(_sample_array(prefix, name)))
 
 
@@ -121,17 +144,22 @@ def _memory_pixels(source: object) -> np.ndarray:
         if t.dim() == 4 and t.shape[0] == 1:
             t = t[0]
         if not (t.dim() == 2 or (t.dim() == 3 and t.shape[0] in (1, 3, 4))):
-            raise ImageError(f"expected an image tensor [3, H, W], [1, H, W], [H, W] or [1, 3, H, W], "
-                             f"got shape {list(source.shape)}")
+            raise ImageError(
+                f"expected an image tensor [3, H, W], [1, H, W], [H, W] or [1, 3, H, W], got shape {list(source.shape)}"
+            )
         arr = (t.permute(1, 2, 0) if t.dim() == 3 else t).numpy()
     elif isinstance(source, np.ndarray):
         arr = source
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
-            raise ImageError(f"expected an image array [H, W], [H, W, 3] or [H, W, 4] (channels last, as "
-                             f"Pillow and scikit-image give), got shape {list(arr.shape)}")
+            raise ImageError(
+                f"expected an image array [H, W], [H, W, 3] or [H, W, 4] (channels last, as "
+                f"Pillow and scikit-image give), got shape {list(arr.shape)}"
+            )
     else:
-        raise ImageError(f"expected an image: a file path, skimage:NAME, a Pillow image, a numpy array or "
-                         f"a torch tensor, got {type(source).__name__}")
+        raise ImageError(
+            f"expected an image: a file path, skimage:NAME, a Pillow image, a numpy array or "
+            f"a torch tensor, got {type(source).__name__}"
+        )
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if min(arr.shape[:2]) < 1:
@@ -142,8 +170,10 @@ def _memory_pixels(source: object) -> np.ndarray:
         arr = arr.astype(np.float32)
         low, high = float(arr.min()), float(arr.max())  # NaN if any is NaN
         if not (math.isfinite(low) and math.isfinite(high)) or low < -1e-3 or high > 1 + 1e-3:
-            raise ImageError(f"expected float pixels in [0, 1], got values from {low:.4g} to {high:.4g}"
-                             + (" (divide 0-255 pixels by 255)" if high > 1.5 else ""))
+            raise ImageError(
+                f"expected float pixels in [0, 1], got values from {low:.4g} to {high:.4g}"
+                + (" (divide 0-255 pixels by 255)" if high > 1.5 else "")
+            )
         arr = arr.clip(0, 1)
     else:
         raise ImageError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
@@ -166,8 +196,7 @@ def describe(source: ImageSource) -> str:
         return str(source)
     pixels = _memory_pixels(source)
     digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:8]
-    kind = ("PIL image" if isinstance(source, Image.Image)
-            else "array" if isinstance(source, np.ndarray) else "tensor")
+    kind = "PIL image" if isinstance(source, Image.Image) else "array" if isinstance(source, np.ndarray) else "tensor"
     return f"<{kind} {pixels.shape[1]}x{pixels.shape[0]} #{digest}>"
 
 
@@ -195,25 +224,33 @@ def read_image(source: ImageSource, provided: Mapping[str, bytes | torch.Tensor]
             img.load()
             pixels = _pixels_01(img)
     elif source.startswith("<") and source.endswith(">"):
-        raise ImageError(f"{source} was an image in memory, passed from Python: pass it again "
-                         f"(featinv.invert(image, out=..., resume=True) resumes a run of it)")
+        raise ImageError(
+            f"{source} was an image in memory, passed from Python: pass it again "
+            f"(featinv.invert(image, out=..., resume=True) resumes a run of it)"
+        )
     else:
         path = Path(source)
         if not path.is_file():
-            raise ImageError(f"image not found: expected an image file, got {source!r}"
-                             f"{' (a folder)' if path.is_dir() else ''}. Built-in photos: "
-                             f"{SAMPLE_PREFIX}chelsea, {SAMPLE_PREFIX}astronaut, ...")
+            raise ImageError(
+                f"image not found: expected an image file, got {source!r}"
+                f"{' (a folder)' if path.is_dir() else ''}. Built-in photos: "
+                f"{SAMPLE_PREFIX}chelsea, {SAMPLE_PREFIX}astronaut, ..."
+            )
         try:
             with Image.open(path) as img:
                 img.load()
                 pixels = _pixels_01(img)
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"cannot read image {source!r}: {exc} Pillow refuses images that large unless "
-                             f"PIL.Image.MAX_IMAGE_PIXELS is raised (the featinv CLI raises it to 400 "
-                             f"megapixels: see featinv.nets.perf.tune_process)") from exc
+            raise ImageError(
+                f"cannot read image {source!r}: {exc} Pillow refuses images that large unless "
+                f"PIL.Image.MAX_IMAGE_PIXELS is raised (the featinv CLI raises it to 400 "
+                f"megapixels: see featinv.nets.perf.tune_process)"
+            ) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"cannot read image {source!r}: expected a PNG/JPEG/... file "
-                             f"Pillow can decode, but it is unreadable or corrupt ({exc})") from exc
+            raise ImageError(
+                f"cannot read image {source!r}: expected a PNG/JPEG/... file "
+                f"Pillow can decode, but it is unreadable or corrupt ({exc})"
+            ) from exc
     if min(pixels.shape[:2]) < 1:
         raise ImageError(f"image {source!r} is empty ({pixels.shape[1]}x{pixels.shape[0]})")
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).contiguous()
@@ -229,8 +266,9 @@ def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(resized, [size, size]).clamp(0, 1).contiguous()
 
 
-def load_target(source: ImageSource, size: int,
-                provided: Mapping[str, bytes | torch.Tensor] | None = None) -> torch.Tensor:
+def load_target(
+    source: ImageSource, size: int, provided: Mapping[str, bytes | torch.Tensor] | None = None
+) -> torch.Tensor:
     """Read an image and bring it to the model's square input size (the file is never touched)."""
     return fit_square(read_image(source, provided), size)
 
@@ -250,7 +288,7 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

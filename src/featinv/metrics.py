@@ -1,4 +1,5 @@
 """Image and feature quality measures (pure functions)."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,7 @@ def ssim(image: torch.Tensor, reference: torch.Tensor) -> float:
     b = reference.detach().double().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     side = min(a.shape[:2])
     window = {"gaussian_weights": True, "sigma": 1.5} if side >= 11 else {"win_size": max(3, side - 1 + side % 2)}
-    return float(structural_similarity(a, b, channel_axis=2, data_range=1.0,
-                                       use_sample_covariance=False, **window))
+    return float(structural_similarity(a, b, channel_axis=2, data_range=1.0, use_sample_covariance=False, **window))
 
 
 def ijcv_error(feature_error: float) -> float:

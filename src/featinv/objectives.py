@@ -11,6 +11,7 @@ Reconstruction: :func:`features` (a layer's features, or the part ``channels`` /
 Priors: :func:`tv`, :func:`alpha_norm`. Feature visualisation (maximised): :func:`channel`,
 :func:`neuron`. The terms themselves live in :mod:`featinv.optim.compose`.
 """
+
 from __future__ import annotations
 
 from .optim.compose import Sum, alpha_norm, channel, features, neuron, tv

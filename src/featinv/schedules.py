@@ -11,6 +11,7 @@ A schedule is written as a string, in configs and on the command line alike:
 
 ``factor(step, total)`` gives the multiplier of the base learning rate at 0-based ``step``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,13 @@ from dataclasses import dataclass, field
 from .errors import ConfigError, did_you_mean
 
 KINDS = ("constant", "step", "exp", "cosine", "piecewise")
-_DEFAULTS = {"step": {"every": 100.0, "gamma": 0.1}, "exp": {"final": 0.01},
-             "cosine": {"warmup": 0.0, "final": 0.0}, "constant": {}, "piecewise": {}}
+_DEFAULTS = {
+    "step": {"every": 100.0, "gamma": 0.1},
+    "exp": {"final": 0.01},
+    "cosine": {"warmup": 0.0, "final": 0.0},
+    "constant": {},
+    "piecewise": {},
+}
 
 
 @dataclass(frozen=True)
@@ -39,20 +45,24 @@ class Schedule:
     segments: tuple[tuple[int, float], ...] = ()
 
     @classmethod
-    def parse(cls, text: str) -> "Schedule":
+    def parse(cls, text: str) -> Schedule:
         kind, _, rest = str(text).strip().partition(":")
         kind = kind.strip().lower()
         if kind not in KINDS:
-            raise ConfigError(f"unknown schedule {kind!r}: expected one of {', '.join(KINDS)} "
-                              f"(e.g. 'step:every=100,gamma=0.1').{did_you_mean(kind, KINDS)}")
+            raise ConfigError(
+                f"unknown schedule {kind!r}: expected one of {', '.join(KINDS)} "
+                f"(e.g. 'step:every=100,gamma=0.1').{did_you_mean(kind, KINDS)}"
+            )
         if kind == "piecewise":
             return cls(kind, {}, _parse_segments(rest))
         params = dict(_DEFAULTS[kind])
         for item in filter(None, (p.strip() for p in rest.split(","))):
             key, eq, value = item.partition("=")
             if not eq or key.strip() not in _DEFAULTS[kind]:
-                raise ConfigError(f"bad schedule parameter {item!r} for {kind!r}: expected "
-                                  f"{', '.join(k + '=NUMBER' for k in _DEFAULTS[kind]) or 'none'}")
+                raise ConfigError(
+                    f"bad schedule parameter {item!r} for {kind!r}: expected "
+                    f"{', '.join(k + '=NUMBER' for k in _DEFAULTS[kind]) or 'none'}"
+                )
             params[key.strip()] = _number(value, item)
         if kind == "step" and params["every"] < 1:
             raise ConfigError(f"schedule step: 'every' must be >= 1, got {params['every']}")

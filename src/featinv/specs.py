@@ -8,6 +8,7 @@ They live below the config (which checks them when it is built) and the parts th
 {'jitter': 4.0, 'rotate': 15.0}
 >>> check_window("0:2,1:3")
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,10 @@ def parse_transforms(text: str | None) -> dict[str, float]:
         name, eq, value = item.partition("=")
         name = name.strip().lower()
         if name not in KINDS:
-            raise ConfigError(f"unknown transform {name!r}: expected a comma-separated list of "
-                              f"{', '.join(KINDS)} (e.g. 'jitter=4,scale=0.1,rotate=10').{did_you_mean(name, KINDS)}")
+            raise ConfigError(
+                f"unknown transform {name!r}: expected a comma-separated list of "
+                f"{', '.join(KINDS)} (e.g. 'jitter=4,scale=0.1,rotate=10').{did_you_mean(name, KINDS)}"
+            )
         try:
             amount = float(value) if eq else DEFAULT_AMOUNTS[name]
         except ValueError:

@@ -17,6 +17,7 @@ plus the weights), FLOPs per featinv step (torch's flop counter) and the achieve
 Separately, ``batched`` rows compare 8 trials in one batch with the same 8 trials run one after
 another. Ratios are what count on a noisy machine.
 """
+
 from __future__ import annotations
 
 import platform
@@ -113,6 +114,7 @@ def peak_memory_mb(device: torch.device) -> float:
     except OSError:
         pass
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -129,13 +131,16 @@ def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: t
     from torchvision.models import get_model
 
     from ..nets.layers import resolve
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = get_model(model_name, weights=None).to(x0.device).eval()  # weights stay trainable
     store: dict[str, torch.Tensor] = {}
     _hook_module(model, resolve(model, [layer])[layer]).register_forward_hook(
-        lambda m, i, o: store.__setitem__("feature", o))
+        lambda m, i, o: store.__setitem__("feature", o)
+    )
     from ..nets.preprocess import PRESETS
+
     normalize = PRESETS["imagenet"]
     with torch.no_grad():
         model(normalize(target_image))
@@ -149,6 +154,7 @@ def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: t
         loss = (store["feature"] - target).pow(2).sum() / target.pow(2).sum()
         loss.backward()
         optimizer.step()
+
     return step
 
 
@@ -160,11 +166,19 @@ def floor_step_fn(run: Any, layer: str) -> Callable[[], None]:
         out = run.extractor(x)[layer]
         out.backward(torch.ones_like(out))
         x.grad = None
+
     return floor_step
 
 
-def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, naive: bool = True,
-            precision: str = "fp32", compile_mode: str | None = None) -> dict:
+def measure(
+    case: Case,
+    device: torch.device,
+    steps: int = 10,
+    warmup: int = 3,
+    naive: bool = True,
+    precision: str = "fp32",
+    compile_mode: str | None = None,
+) -> dict:
     """Floor, featinv and naive seconds per step for one case, with memory and FLOPs. With
     ``compile_mode``, featinv's step goes through ``torch.compile`` and ``compile_s`` is the first
     step's time less a normal step's."""
@@ -173,10 +187,23 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
     from ..config import InvertConfig
     from ..optim.inversion import Inversion
 
-    configs = [InvertConfig(model=case.model, weights="none", layers=(case.layer,), size=case.size,
-                            steps=10**6, seed=i, device=str(device), precision=precision, compile=compile_mode,
-                            param="pixel", lr=0.05, tv=0.5)  # the pixel step (QUALITY.md times the others)
-               for i in range(case.batch)]
+    configs = [
+        InvertConfig(
+            model=case.model,
+            weights="none",
+            layers=(case.layer,),
+            size=case.size,
+            steps=10**6,
+            seed=i,
+            device=str(device),
+            precision=precision,
+            compile=compile_mode,
+            param="pixel",
+            lr=0.05,
+            tv=0.5,
+        )  # the pixel step (QUALITY.md times the others)
+        for i in range(case.batch)
+    ]
     _reset_peak(device)
     run = Inversion(configs)
     first = median_seconds(run.step_once, device, 1, 0)  # includes compiling, if asked
@@ -188,12 +215,22 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
 
     floor_step = floor_step_fn(run, case.layer)
     floor = median_seconds(floor_step, device, steps, warmup)
-    row = {**asdict(case), "device": str(device), "precision": precision, "compile": compile_mode,
-           "compile_s": max(0.0, first - featinv) if compile_mode else 0.0, "floor_s": floor, "featinv_s": featinv,
-           "featinv_over_floor": featinv / floor, "memory_mb": memory,
-           "step_memory_mb": (run.memory_bytes or 0) / 2**20, "gflop_per_step": flops / 1e9,
-           "featinv_ops": count_ops(run.step_once), "floor_ops": count_ops(floor_step),
-           "gflops_per_s": flops / 1e9 / featinv}
+    row = {
+        **asdict(case),
+        "device": str(device),
+        "precision": precision,
+        "compile": compile_mode,
+        "compile_s": max(0.0, first - featinv) if compile_mode else 0.0,
+        "floor_s": floor,
+        "featinv_s": featinv,
+        "featinv_over_floor": featinv / floor,
+        "memory_mb": memory,
+        "step_memory_mb": (run.memory_bytes or 0) / 2**20,
+        "gflop_per_step": flops / 1e9,
+        "featinv_ops": count_ops(run.step_once),
+        "floor_ops": count_ops(floor_step),
+        "gflops_per_s": flops / 1e9 / featinv,
+    }
     if naive:
         start = torch.rand(case.batch, 3, case.size, case.size, device=device)
         step = naive_step_fn(case.model, case.layer, start, run.target)
@@ -202,8 +239,9 @@ def measure(case: Case, device: torch.device, steps: int = 10, warmup: int = 3, 
     return row
 
 
-def measure_batched(model: str, layer: str, size: int, device: torch.device, trials: int = 8,
-                    steps: int = 10, warmup: int = 3) -> dict:
+def measure_batched(
+    model: str, layer: str, size: int, device: torch.device, trials: int = 8, steps: int = 10, warmup: int = 3
+) -> dict:
     """Seconds per trial-step: ``trials`` configs in one batch against the same trials run one
     after another (each single run timed over consecutive steps, as a sequential sweep runs).
 
@@ -214,47 +252,85 @@ def measure_batched(model: str, layer: str, size: int, device: torch.device, tri
     from ..config import InvertConfig
     from ..optim.inversion import Inversion
 
-    configs = [InvertConfig(model=model, weights="none", layers=(layer,), size=size, steps=10**6,
-                            lr=0.01 * (1 + i), tv=0.1 * (i % 3), seed=i, device=str(device), param="pixel")
-               for i in range(trials)]
+    configs = [
+        InvertConfig(
+            model=model,
+            weights="none",
+            layers=(layer,),
+            size=size,
+            steps=10**6,
+            lr=0.01 * (1 + i),
+            tv=0.1 * (i % 3),
+            seed=i,
+            device=str(device),
+            param="pixel",
+        )
+        for i in range(trials)
+    ]
     batch = Inversion(configs)
     batched = median_seconds(batch.step_once, device, steps, warmup) / trials
     floor_batch = median_seconds(floor_step_fn(batch, layer), device, steps, warmup) / trials
     singles = [Inversion(c, batch.model) for c in configs]
     sequential = statistics.mean(median_seconds(s.step_once, device, steps, warmup) for s in singles)
     floor_single = median_seconds(floor_step_fn(singles[0], layer), device, steps, warmup)
-    return {"model": model, "layer": layer, "size": size, "trials": trials, "device": str(device),
-            "sequential_s_per_trial_step": sequential, "batched_s_per_trial_step": batched,
-            "batched_speedup": sequential / batched, "floor_single_s": floor_single,
-            "floor_batched_s_per_image": floor_batch, "floor_speedup": floor_single / floor_batch}
+    return {
+        "model": model,
+        "layer": layer,
+        "size": size,
+        "trials": trials,
+        "device": str(device),
+        "sequential_s_per_trial_step": sequential,
+        "batched_s_per_trial_step": batched,
+        "batched_speedup": sequential / batched,
+        "floor_single_s": floor_single,
+        "floor_batched_s_per_image": floor_batch,
+        "floor_speedup": floor_single / floor_batch,
+    }
 
 
 def environment(device: torch.device) -> dict:
     import torchvision
-    env = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(),
-           "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "device": str(device)}
+
+    env = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
 
 
 def table(rows: list[dict], batched: list[dict]) -> str:
-    lines = [f"{'model':<10} {'layer':<8} {'size':>4} {'batch':>5} {'floor ms':>9} {'featinv ms':>10} "
-             f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'step MB':>8} {'peak MB':>8} "
-             f"{'ops featinv/floor':>17}"]
+    lines = [
+        f"{'model':<10} {'layer':<8} {'size':>4} {'batch':>5} {'floor ms':>9} {'featinv ms':>10} "
+        f"{'/floor':>7} {'naive ms':>9} {'naive/featinv':>13} {'GFLOP/s':>8} {'step MB':>8} {'peak MB':>8} "
+        f"{'ops featinv/floor':>17}"
+    ]
     for r in rows:
-        naive = f"{r['naive_s'] * 1000:>9.1f} {r['naive_over_featinv']:>13.2f}" if "naive_s" in r else f"{'-':>9} {'-':>13}"
-        lines.append(f"{r['model']:<10} {r['layer']:<8} {r['size']:>4} {r['batch']:>5} {r['floor_s'] * 1000:>9.1f} "
-                     f"{r['featinv_s'] * 1000:>10.1f} {r['featinv_over_floor']:>7.2f} {naive} "
-                     f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f} "
-                     f"{str(r.get('featinv_ops', '-')) + '/' + str(r.get('floor_ops', '-')):>17}")
+        naive = (
+            f"{r['naive_s'] * 1000:>9.1f} {r['naive_over_featinv']:>13.2f}" if "naive_s" in r else f"{'-':>9} {'-':>13}"
+        )
+        lines.append(
+            f"{r['model']:<10} {r['layer']:<8} {r['size']:>4} {r['batch']:>5} {r['floor_s'] * 1000:>9.1f} "
+            f"{r['featinv_s'] * 1000:>10.1f} {r['featinv_over_floor']:>7.2f} {naive} "
+            f"{r['gflops_per_s']:>8.1f} {r.get('step_memory_mb', 0):>8.0f} {r['memory_mb']:>8.0f} "
+            f"{str(r.get('featinv_ops', '-')) + '/' + str(r.get('floor_ops', '-')):>17}"
+        )
     if batched:
-        lines += ["", f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
-                      f"{'batched ms/trial-step':>22} {'speedup':>8} {'floor speedup':>14}"]
+        lines += [
+            "",
+            f"{'model':<10} {'layer':<8} {'size':>4} {'trials':>6} {'sequential ms/trial-step':>25} "
+            f"{'batched ms/trial-step':>22} {'speedup':>8} {'floor speedup':>14}",
+        ]
         for b in batched:
-            lines.append(f"{b['model']:<10} {b['layer']:<8} {b['size']:>4} {b['trials']:>6} "
-                         f"{b['sequential_s_per_trial_step'] * 1000:>25.1f} {b['batched_s_per_trial_step'] * 1000:>22.1f} "
-                         f"{b['batched_speedup']:>7.2f}x {b['floor_speedup']:>13.2f}x")
+            lines.append(
+                f"{b['model']:<10} {b['layer']:<8} {b['size']:>4} {b['trials']:>6} "
+                f"{b['sequential_s_per_trial_step'] * 1000:>25.1f} {b['batched_s_per_trial_step'] * 1000:>22.1f} "
+                f"{b['batched_speedup']:>7.2f}x {b['floor_speedup']:>13.2f}x"
+            )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ so a slower step has to pay for itself.
 >>> [m for m in METHODS if m not in PARAMS]
 ['default', 'mahendran2016', 'mahendran2015', 'peer', 'flat']
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import metrics
-from ..optim.params import PARAMS
+from ..specs import PARAMS
 
 if TYPE_CHECKING:
     from ..optim.problem import Problem
@@ -40,8 +41,14 @@ if TYPE_CHECKING:
 TUNED = ("astronaut", "coffee", "rocket", "chelsea", "immunohistochemistry", "camera")
 HELD_OUT = ("china", "flower", "brick", "clock")
 PHOTOS = TUNED + HELD_OUT
-CASES = ("vgg16_offline:conv1_2", "vgg16_offline:relu3_3", "vgg16_offline:relu4_3", "vgg16_offline:pool5",
-         "efficientnet_lite0_offline:stage2", "efficientnet_lite0_offline:stage5")
+CASES = (
+    "vgg16_offline:conv1_2",
+    "vgg16_offline:relu3_3",
+    "vgg16_offline:relu4_3",
+    "vgg16_offline:pool5",
+    "efficientnet_lite0_offline:stage2",
+    "efficientnet_lite0_offline:stage5",
+)
 METHODS = ("default", *PARAMS, "mahendran2016", "mahendran2015", "peer", "flat")
 
 
@@ -60,7 +67,7 @@ class Row:
     feature_error: float
     seconds_per_step: float
     equal_time: bool = False
-    param: str = ""           # the parameterisation that ran (what ``default`` chose)
+    param: str = ""  # the parameterisation that ran (what ``default`` chose)
 
 
 def psnr_downsampled(image: torch.Tensor, target: torch.Tensor, factor: int = 8) -> float:
@@ -109,12 +116,19 @@ def photo_source(photo: str) -> str:
     ('skimage:coins', 'matplotlib:grace_hopper', 'my/photo.png')
     """
     from ..files import SAMPLES
+
     return next((prefix + photo for prefix, names in SAMPLES.items() if photo in names), photo)
 
 
 def _config(photo: str, model: str, layer: str, method: str, size: int, steps: int) -> dict[str, Any]:
-    options: dict[str, Any] = {"image": photo_source(photo), "model": model, "layers": layer, "size": size,
-                               "steps": steps, "snapshot_every": 0}
+    options: dict[str, Any] = {
+        "image": photo_source(photo),
+        "model": model,
+        "layers": layer,
+        "size": size,
+        "steps": steps,
+        "snapshot_every": 0,
+    }
     if method in PARAMS:
         options["param"] = method
     elif method.startswith("mahendran"):
@@ -150,9 +164,16 @@ def feature_error(problem: Problem, image: torch.Tensor) -> float:
     return float(sum(v[0] for v in problem.feature_errors(image[None].to(problem.device)).values()))
 
 
-def run_case(model: str, layer: str, method: str, photos: Sequence[str], size: int, steps: int,
-             cache: dict, equal_time_steps: dict[str, float] | None = None
-             ) -> list[tuple[Row, torch.Tensor, torch.Tensor]]:
+def run_case(
+    model: str,
+    layer: str,
+    method: str,
+    photos: Sequence[str],
+    size: int,
+    steps: int,
+    cache: dict,
+    equal_time_steps: dict[str, float] | None = None,
+) -> list[tuple[Row, torch.Tensor, torch.Tensor]]:
     """Every photo through one (model, layer, method), as one batch: rows, images, targets.
     ``equal_time_steps`` ({photo: steps}) replaces ``steps`` photo by photo."""
     from ..optim.inversion import Inversion
@@ -190,20 +211,69 @@ def run_case(model: str, layer: str, method: str, photos: Sequence[str], size: i
             results[i] = result
     for i, photo in enumerate(photos):
         r = results[i]
-        out.append((_row(photo, model, layer, method, r.steps, r.image, r.target, r.summary["feature_error_total"],
-                         r.summary["seconds_per_step"], equal_time_steps is not None, r.config.param), r.image, r.target))
+        out.append(
+            (
+                _row(
+                    photo,
+                    model,
+                    layer,
+                    method,
+                    r.steps,
+                    r.image,
+                    r.target,
+                    r.summary["feature_error_total"],
+                    r.summary["seconds_per_step"],
+                    equal_time_steps is not None,
+                    r.config.param,
+                ),
+                r.image,
+                r.target,
+            )
+        )
     return out
 
 
-def _row(photo: str, model: str, layer: str, method: str, steps: int, image: torch.Tensor, target: torch.Tensor,
-         error: float, seconds: float, equal_time: bool = False, param: str | None = "") -> Row:
-    return Row(photo, model, layer, method, steps, metrics.psnr(image, target), metrics.ssim(image, target),
-               psnr_downsampled(image, target), float(error), seconds, equal_time, param or "")
+def _row(
+    photo: str,
+    model: str,
+    layer: str,
+    method: str,
+    steps: int,
+    image: torch.Tensor,
+    target: torch.Tensor,
+    error: float,
+    seconds: float,
+    equal_time: bool = False,
+    param: str | None = "",
+) -> Row:
+    return Row(
+        photo,
+        model,
+        layer,
+        method,
+        steps,
+        metrics.psnr(image, target),
+        metrics.ssim(image, target),
+        psnr_downsampled(image, target),
+        float(error),
+        seconds,
+        equal_time,
+        param or "",
+    )
 
 
-def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, methods: Sequence[str] = METHODS,
-                  size: int = 128, steps: int = 200, equal_time: bool = True, grid_dir: Any = None,
-                  progress: Any = print, on_case: Any = None, finished: Sequence[Row] = ()) -> list[Row]:
+def run_benchmark(
+    photos: Sequence[str] = PHOTOS,
+    cases: Sequence[str] = CASES,
+    methods: Sequence[str] = METHODS,
+    size: int = 128,
+    steps: int = 200,
+    equal_time: bool = True,
+    grid_dir: Any = None,
+    progress: Any = print,
+    on_case: Any = None,
+    finished: Sequence[Row] = (),
+) -> list[Row]:
     """The whole benchmark; writes ``grid_<model>_<layer>.png`` into ``grid_dir`` if given and
     calls ``on_case(rows so far)`` after each case (so a long run can be written as it goes).
     Cases that already have rows in ``finished`` (an interrupted run's) are kept, not run again."""
@@ -238,8 +308,11 @@ def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, 
             progress(_summary_line(case, method, [r for r, _, _ in done]))
         if equal_time and budget:
             for method in [m for m in methods if m in PARAMS]:
-                per_step = {r.photo: r.seconds_per_step for r in rows
-                            if (r.model, r.layer, r.method, r.equal_time) == (model, layer, method, False)}
+                per_step = {
+                    r.photo: r.seconds_per_step
+                    for r in rows
+                    if (r.model, r.layer, r.method, r.equal_time) == (model, layer, method, False)
+                }
                 if all(abs(budget[p] / max(per_step[p], 1e-9) - steps) < 0.1 * steps for p in photos):
                     continue  # as fast as the default: the equal-steps row is the equal-time row
                 limit = {p: budget[p] / max(per_step[p], 1e-9) for p in photos}
@@ -255,23 +328,29 @@ def run_benchmark(photos: Sequence[str] = PHOTOS, cases: Sequence[str] = CASES, 
 
 def _grid_path(folder: Any, model: str, layer: str) -> Any:
     from pathlib import Path
+
     return Path(folder) / f"grid_{model}_{layer}.png"
 
 
 def _summary_line(case: str, method: str, rows: Sequence[Row]) -> str:
     def mean(key: str) -> float:
         return sum(getattr(r, key) for r in rows) / len(rows)
-    return (f"{case:38s} {method:22s} PSNR {mean('psnr'):5.2f} (min {min(r.psnr for r in rows):5.2f})  "
-            f"SSIM {mean('ssim'):.3f}  PSNR8x {mean('psnr_8x'):5.2f}  feat {mean('feature_error'):.4f}  "
-            f"{mean('seconds_per_step') * 1000:6.1f} ms/step")
+
+    return (
+        f"{case:38s} {method:22s} PSNR {mean('psnr'):5.2f} (min {min(r.psnr for r in rows):5.2f})  "
+        f"SSIM {mean('ssim'):.3f}  PSNR8x {mean('psnr_8x'):5.2f}  feat {mean('feature_error'):.4f}  "
+        f"{mean('seconds_per_step') * 1000:6.1f} ms/step"
+    )
 
 
-def save_grid(targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tensor]], photos: Sequence[str],
-              title: str, path: Any) -> None:
+def save_grid(
+    targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tensor]], photos: Sequence[str], title: str, path: Any
+) -> None:
     """A PNG: one row per method (the targets first), one column per photo, each row labelled."""
     from PIL import Image, ImageDraw
 
     from ..files import to_pil, write_bytes
+
     cell, label = 96, 120
     rows = [("target", list(targets))] + [(m, ims) for m, ims in images.items()]
     sheet = Image.new("RGB", (label + cell * len(photos), 18 + cell * len(rows)), "white")
@@ -282,6 +361,7 @@ def save_grid(targets: Sequence[torch.Tensor], images: dict[str, list[torch.Tens
         for c, im in enumerate(ims):
             sheet.paste(to_pil(im).resize((cell, cell)), (label + c * cell, 18 + r * cell))
     import io
+
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     write_bytes(path, buf.getvalue())
@@ -291,15 +371,20 @@ def table(rows: Sequence[Row], held_out: Sequence[str] = HELD_OUT) -> str:
     """Markdown: one line per (case, method, equal-time), means over photos and the worst photo's
     PSNR; where some photos are ``held_out``, their PSNR and SSIM again on their own."""
     cases = list(dict.fromkeys((r.model, r.layer) for r in rows))  # a merge interleaves runs' rows
-    keys = sorted(dict.fromkeys((r.model, r.layer, r.method, r.equal_time) for r in rows),
-                  key=lambda k: (cases.index(k[:2]), k[3]))
+    keys = sorted(
+        dict.fromkeys((r.model, r.layer, r.method, r.equal_time) for r in rows),
+        key=lambda k: (cases.index(k[:2]), k[3]),
+    )
     split = any(r.photo in held_out for r in rows) and any(r.photo not in held_out for r in rows)
     extra = " held-out PSNR (worst) | held-out SSIM |" if split else ""
-    lines = [f"| model | layer | method | steps | PSNR (worst) | SSIM |{extra} PSNR 8x | feature error | ms/step |",
-             "|---|---|---|---|---|---|" + "---|---|" * split + "---|---|---|"]
+    lines = [
+        f"| model | layer | method | steps | PSNR (worst) | SSIM |{extra} PSNR 8x | feature error | ms/step |",
+        "|---|---|---|---|---|---|" + "---|---|" * split + "---|---|---|",
+    ]
 
     def mean(rs: Sequence[Row], key: str) -> float:
         return sum(getattr(r, key) for r in rs) / len(rs) if rs else math.nan
+
     for model, layer, method, equal in keys:
         mine = [r for r in rows if (r.model, r.layer, r.method, r.equal_time) == (model, layer, method, equal)]
         steps = sorted({r.steps for r in mine})
@@ -307,17 +392,25 @@ def table(rows: Sequence[Row], held_out: Sequence[str] = HELD_OUT) -> str:
         chosen = sorted({r.param for r in mine})
         name = method + (f" ({', '.join(chosen)})" if method == "default" else "") + (" (equal time)" if equal else "")
         out = [r for r in mine if r.photo in held_out]
-        held = (f" {mean(out, 'psnr'):.2f} ({min(r.psnr for r in out):.2f}) | {mean(out, 'ssim'):.3f} |"
-                if split and out else " - | - |" if split else "")
-        lines.append(f"| {model} | {layer} | {name} | {steps_text} | {mean(mine, 'psnr'):.2f} "
-                     f"({min(r.psnr for r in mine):.2f}) | {mean(mine, 'ssim'):.3f} |{held} {mean(mine, 'psnr_8x'):.2f} "
-                     f"| {mean(mine, 'feature_error'):.4f} | {mean(mine, 'seconds_per_step') * 1000:.1f} |")
+        held = (
+            f" {mean(out, 'psnr'):.2f} ({min(r.psnr for r in out):.2f}) | {mean(out, 'ssim'):.3f} |"
+            if split and out
+            else " - | - |"
+            if split
+            else ""
+        )
+        lines.append(
+            f"| {model} | {layer} | {name} | {steps_text} | {mean(mine, 'psnr'):.2f} "
+            f"({min(r.psnr for r in mine):.2f}) | {mean(mine, 'ssim'):.3f} |{held} {mean(mine, 'psnr_8x'):.2f} "
+            f"| {mean(mine, 'feature_error'):.4f} | {mean(mine, 'seconds_per_step') * 1000:.1f} |"
+        )
     return "\n".join(lines)
 
 
 def to_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(r).items()}
-            for r in rows]
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(r).items()} for r in rows
+    ]
 
 
 def from_json(items: Sequence[dict[str, Any]]) -> list[Row]:
@@ -327,4 +420,4 @@ def from_json(items: Sequence[dict[str, Any]]) -> list[Row]:
     >>> from_json(to_json([row]))[0].ssim
     nan
     """
-    return [Row(**{k: (float("nan") if v is None else v) for k, v in item.items()}) for item in items]
+    return [Row(**{k: (float("nan") if v is None else v) for k, v in item.items()}) for item in items]  # type: ignore[arg-type]

@@ -11,14 +11,14 @@ Q4 models         - the offline VGG16, EfficientNet-Lite0 and MobileNetV2 (train
                     (with ``--weights`` as given, random init otherwise, flagged on every image): images,
                     a table of seconds per step, memory and quality, and each network's structure.
 
-Each question is a sweep folder inside the study folder (its report: :mod:`featinv.reports.study_pages`); ``study.json`` lists them, and
-re-running resumes (finished trials are kept). ``--fast`` is a small version for a first look
-(64 px, 60 steps); ``size``/``steps`` (``--size``, ``--steps``) set those two directly.
+Each question is a sweep folder inside the study folder (its report:
+:mod:`featinv.reports.study_pages`); ``study.json`` lists them, and re-running resumes (finished
+trials are kept). ``--fast`` is a small version for a first look (64 px, 60 steps);
+``size``/``steps`` (``--size``, ``--steps``) set those two directly.
 """
+
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,14 @@ LAYER_CHOICES = {
 }
 
 
-def seed_specs(fast: bool = False, model: str | None = None, weights: str | None = None,
-               image: str = "skimage:chelsea", size: int | None = None, steps: int | None = None
-               ) -> dict[str, dict[str, Any]]:
+def seed_specs(
+    fast: bool = False,
+    model: str | None = None,
+    weights: str | None = None,
+    image: str = "skimage:chelsea",
+    size: int | None = None,
+    steps: int | None = None,
+) -> dict[str, dict[str, Any]]:
     """The sweep spec of each question. ``model``/``weights`` replace the offline default;
     ``size``/``steps`` replace the full (128 px, 200) or fast (64 px, 60) study's.
 
@@ -64,12 +69,17 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
     mid, deep = choice.get("mid"), choice.get("deep")
     specs: dict[str, dict[str, Any]] = {}
     third = max(steps // 3, 1)
-    specs["q1_learning_rate"] = {"base": {**base, **({"layers": mid} if mid else {})},
-                                 "zip": {"lr": [1e-3, 1e-2, 1e-1, 1e-1, 1e-1],
-                                         "schedule": ["constant", "constant", "constant",
-                                                      f"step:every={third},gamma=0.1", "cosine"]}}
-    specs["q2_total_variation"] = {"base": {**base, **({"layers": mid} if mid else {})},
-                                   "grid": {"tv": [0.0, 0.1, 1.0, 10.0]}}
+    specs["q1_learning_rate"] = {
+        "base": {**base, **({"layers": mid} if mid else {})},
+        "zip": {
+            "lr": [1e-3, 1e-2, 1e-1, 1e-1, 1e-1],
+            "schedule": ["constant", "constant", "constant", f"step:every={third},gamma=0.1", "cosine"],
+        },
+    }
+    specs["q2_total_variation"] = {
+        "base": {**base, **({"layers": mid} if mid else {})},
+        "grid": {"tv": [0.0, 0.1, 1.0, 10.0]},
+    }
     if choice:
         layers: list[Any] = list(choice["q3"])
         tvs = [0.5, 0.5, 2.0]
@@ -79,23 +89,38 @@ def seed_specs(fast: bool = False, model: str | None = None, weights: str | None
         layers.append([choice["q3"][1], deep])
         tvs.append(1.0)
         # three restarts a layer, all kept: what each depth leaves open (the diversity row)
-        specs["q3_layers"] = {"base": {**base, "restarts": 3, "diversity": True},
-                              "zip": {"layers": layers, "tv": tvs}}
+        specs["q3_layers"] = {"base": {**base, "restarts": 3, "diversity": True}, "zip": {"layers": layers, "tv": tvs}}
     q4_weights = weights or "none"
     specs["q4_models"] = {
         "base": {k: v for k, v in base.items() if k not in ("model", "weights")},
-        "zip": {"model": ["vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline", "resnet18",
-                          "resnet18", "vgg16_bn"],
-                "weights": [None, None, None, q4_weights, q4_weights, q4_weights],
-                "layers": ["conv3_1", "stage2", "stage2", "res2", "middle1", "conv3_1"],
-                "tv": [0.5, 2.0, 0.5, 0.5, 0.5, 0.5]}}
+        "zip": {
+            "model": [
+                "vgg16_offline",
+                "efficientnet_lite0_offline",
+                "mobilenet_v2_offline",
+                "resnet18",
+                "resnet18",
+                "vgg16_bn",
+            ],
+            "weights": [None, None, None, q4_weights, q4_weights, q4_weights],
+            "layers": ["conv3_1", "stage2", "stage2", "res2", "middle1", "conv3_1"],
+            "tv": [0.5, 2.0, 0.5, 0.5, 0.5, 0.5],
+        },
+    }
     return specs
 
 
-def run_seed_study(out: str | Path, fast: bool = False, model: str | None = None,
-                   weights: str | None = None, image: str = "skimage:chelsea",
-                   on_trial: Any = None, batch: int | None = None, size: int | None = None,
-                   steps: int | None = None) -> Path:
+def run_seed_study(
+    out: str | Path,
+    fast: bool = False,
+    model: str | None = None,
+    weights: str | None = None,
+    image: str = "skimage:chelsea",
+    on_trial: Any = None,
+    batch: int | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+) -> Path:
     """Run every question's sweep into ``out`` (resuming), write study.json; return ``out``."""
     from ..runs.sweep import expand, run_sweep, save_spec
 
@@ -104,10 +129,21 @@ def run_seed_study(out: str | Path, fast: bool = False, model: str | None = None
     trials = {key: expand(spec, where=f"study {key}") for key, spec in specs.items()}  # all checked first
     out.mkdir(parents=True, exist_ok=True)
     base = specs["q2_total_variation"]["base"]
-    files.write_json(out / "study.json", {"study": "seed", "fast": fast, "model": model, "weights": weights,
-                                       "image": image, "size": base["size"], "steps": base["steps"],
-                                       "questions": list(specs)})
+    files.write_json(
+        out / "study.json",
+        {
+            "study": "seed",
+            "fast": fast,
+            "model": model,
+            "weights": weights,
+            "image": image,
+            "size": base["size"],
+            "steps": base["steps"],
+            "questions": list(specs),
+        },
+    )
     import yaml
+
     for key, spec in specs.items():
         (out / key).mkdir(exist_ok=True)
         save_spec(out / key, yaml.safe_dump(spec, sort_keys=False))

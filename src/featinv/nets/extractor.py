@@ -1,9 +1,11 @@
 """FeatureExtractor: a network cut after the deepest requested layer, returning named features."""
+
 from __future__ import annotations
 
 import contextlib
 import copy
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,8 +36,8 @@ class FeatureExtractor(nn.Module):
         self.nodes = layer_names.resolve(model, self.names)  # raises LayerError early
         unique_nodes = list(dict.fromkeys(self.nodes.values()))
         self.graph = create_feature_extractor(
-            model, return_nodes={n: n for n in unique_nodes},
-            tracer_kwargs=layer_names.tracer_kwargs(model))
+            model, return_nodes={n: n for n in unique_nodes}, tracer_kwargs=layer_names.tracer_kwargs(model)
+        )
         self.graph.train(model.training)
         self.folded = fold_conv_batchnorm(self.graph) if fold_batchnorm and not model.training else 0
 
@@ -62,24 +64,30 @@ def fold_conv_batchnorm(graph_module: torch.fx.GraphModule) -> int:
 
     folded = 0
     for bn_node in list(graph_module.graph.nodes):
-        if bn_node.op != "call_module" or not isinstance(graph_module.get_submodule(bn_node.target), nn.BatchNorm2d):
+        if bn_node.op != "call_module" or not isinstance(
+            graph_module.get_submodule(str(bn_node.target)), nn.BatchNorm2d
+        ):
             continue
         conv_node = bn_node.args[0]
-        if (not isinstance(conv_node, torch.fx.Node) or conv_node.op != "call_module"
-                or len(conv_node.users) != 1
-                or type(graph_module.get_submodule(conv_node.target)) is not nn.Conv2d):
+        if (
+            not isinstance(conv_node, torch.fx.Node)
+            or conv_node.op != "call_module"
+            or len(conv_node.users) != 1
+            or type(graph_module.get_submodule(str(conv_node.target))) is not nn.Conv2d
+        ):
             continue
-        conv, bn = graph_module.get_submodule(conv_node.target), graph_module.get_submodule(bn_node.target)
+        conv: Any = graph_module.get_submodule(str(conv_node.target))
+        bn: Any = graph_module.get_submodule(str(bn_node.target))
         rest = _after_normalising(bn)
         if bn.training or not bn.track_running_stats or rest is None:
             continue
         fused = fuse_conv_bn_eval(conv, bn).requires_grad_(False)  # inference only, like the model
-        _set_submodule(graph_module, conv_node.target, fused)
+        _set_submodule(graph_module, str(conv_node.target), fused)
         if isinstance(rest, nn.Identity):
             bn_node.replace_all_uses_with(conv_node)
             graph_module.graph.erase_node(bn_node)
         else:  # the node stays, now running what the BatchNorm did after normalising
-            _set_submodule(graph_module, bn_node.target, rest)
+            _set_submodule(graph_module, str(bn_node.target), rest)
         folded += 1
     if folded:
         graph_module.graph.lint()
@@ -87,7 +95,7 @@ def fold_conv_batchnorm(graph_module: torch.fx.GraphModule) -> int:
     return folded
 
 
-def _after_normalising(bn: nn.BatchNorm2d) -> nn.Module | None:
+def _after_normalising(bn: Any) -> nn.Module | None:
     """What a BatchNorm2d module does after normalising: nothing (``Identity``) for torch's own;
     its dropout and activation for timm's ``BatchNormAct2d``, which subclasses BatchNorm2d to
     apply both in the same module; None, so it is not folded, for any other subclass."""

@@ -28,6 +28,7 @@ EfficientNet (timm ``efficientnet*``, the offline EfficientNet-Lite0):
   ``stem`` after the stem conv+BN+act; ``stage{k}`` the output of stage k (1..7); ``head`` after
   the 1x1 head conv+BN+act; ``classifier`` the logits
 """
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,7 +56,7 @@ class LayerRequest:
     weight: float = 1.0
 
     @classmethod
-    def parse(cls, text: str) -> "LayerRequest":
+    def parse(cls, text: str) -> LayerRequest:
         """``NAME`` or ``NAME:WEIGHT`` (the node name itself may contain ':' only if weighted)."""
         name, sep, weight = text.strip().rpartition(":")
         if sep and _is_number(weight):
@@ -86,7 +88,7 @@ def _last_under(prefix: str, nodes: Sequence[str]) -> str | None:
     return hits[-1] if hits else None
 
 
-def _vgg_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _vgg_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     aliases: dict[str, str] = {}
     block, conv = 1, 0
     for i, layer in enumerate(model.features):
@@ -113,7 +115,7 @@ def _vgg_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     return aliases
 
 
-def _resnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _resnet_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     act = "relu" if hasattr(model, "relu") else "act1"  # torchvision's name, timm's
     aliases = {"conv1": "conv1", "stem": act, "pool1": "maxpool"}
     k = 0
@@ -131,7 +133,7 @@ def _resnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     return aliases
 
 
-def _efficientnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _efficientnet_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     aliases = {"stem": _last_under("bn1", nodes) or "bn1"}
     for k in range(len(model.blocks)):
         aliases[f"stage{k + 1}"] = _last_under(f"blocks.{k}", nodes) or f"blocks.{k}"
@@ -140,7 +142,7 @@ def _efficientnet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, s
     return aliases
 
 
-def _mobilenet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _mobilenet_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     """MobileNetV2 (torchvision layout): ``stem`` (conv+BN+ReLU6), ``block1``... each inverted
     residual block's output, ``stage1``... the last block at each resolution, ``head`` (1x1 conv)."""
     aliases: dict[str, str | None] = {}
@@ -154,7 +156,7 @@ def _mobilenet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]
             block += 1
             stride *= layer.stride
             aliases[f"block{block}"] = node
-            following = layers[i + 1] if i + 1 < len(layers) else None
+            following: Any = layers[i + 1] if i + 1 < len(layers) else None
             if not (hasattr(following, "use_res_connect") and following.stride == 1):
                 aliases[f"stage{int(math.log2(stride))}"] = node  # the last block at this resolution
         else:
@@ -162,7 +164,7 @@ def _mobilenet_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]
     return {a: n for a, n in aliases.items() if n}
 
 
-def _vit_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _vit_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     """timm (``patch_embed``, ``blocks.i``, ``norm``) and torchvision (``conv_proj``,
     ``encoder.layers.encoder_layer_i``, ``encoder.ln``) vision transformers: the token outputs."""
     if hasattr(model, "blocks"):
@@ -177,7 +179,7 @@ def _vit_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     return {a: n for a, n in aliases.items() if n}
 
 
-def _swin_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _swin_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     """Swin transformers, torchvision (``features`` = patch embedding, then stages and patch merging
     in turn) and timm (``patch_embed``, ``layers.i.blocks.j``): ``patch_embed``, ``block1``.. every
     block in order, ``stage1``..``stage4`` each stage's last block, ``norm``."""
@@ -185,8 +187,11 @@ def _swin_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
         stages = [[f"layers.{i}.blocks.{j}" for j in range(len(layer.blocks))] for i, layer in enumerate(model.layers)]
         embed = "patch_embed"
     else:
-        stages = [[f"features.{i}.{j}" for j in range(len(stage))] for i, stage in enumerate(model.features)
-                  if i > 0 and isinstance(stage, nn.Sequential)]
+        stages = [
+            [f"features.{i}.{j}" for j in range(len(stage))]
+            for i, stage in enumerate(model.features)
+            if i > 0 and isinstance(stage, nn.Sequential)
+        ]
         embed = "features.0"
     aliases = {"patch_embed": _last_under(embed, nodes)}
     k = 0
@@ -199,17 +204,17 @@ def _swin_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
     return {a: n for a, n in aliases.items() if n}
 
 
-def _timm_stage_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _timm_stage_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     """``stage1`` ... from timm's ``feature_info`` (the outputs its features_only mode returns)."""
     info = getattr(model, "feature_info", None)
     if not isinstance(info, list):
         return {}
-    modules = [i.get("module") for i in info if isinstance(i, dict) and i.get("module")]
+    modules = [str(i["module"]) for i in info if isinstance(i, dict) and i.get("module")]
     found = {f"stage{k + 1}": _last_under(m, nodes) for k, m in enumerate(modules)}
     return {a: n for a, n in found.items() if n}
 
 
-def _onnx_aliases(model: nn.Module, nodes: Sequence[str]) -> dict[str, str]:
+def _onnx_aliases(model: Any, nodes: Sequence[str]) -> dict[str, str]:
     """ONNX node names (``/layer1/layer1.0/relu/Relu``) -> onnx2torch's graph nodes."""
     names: dict[str, str] = getattr(model, "featinv_onnx_names", {})
     aliases = {}
@@ -239,30 +244,41 @@ def family(model: nn.Module) -> str:
     if all(hasattr(model, a) for a in ("conv_stem", "blocks", "bn2")):
         return "efficientnet"
     if all(hasattr(model, a) for a in ("patch_embed", "blocks")) or all(
-            hasattr(model, a) for a in ("conv_proj", "encoder")):
+        hasattr(model, a) for a in ("conv_proj", "encoder")
+    ):
         return "vit"
     if all(hasattr(model, a) for a in ("patch_embed", "layers", "norm")) or all(
-            hasattr(model, a) for a in ("features", "norm", "permute")):
+        hasattr(model, a) for a in ("features", "norm", "permute")
+    ):
         return "swin"
     return "graph"
 
 
-_ALIASERS = {"vgg": _vgg_aliases, "resnet": _resnet_aliases, "mobilenet": _mobilenet_aliases,
-             "efficientnet": _efficientnet_aliases, "vit": _vit_aliases, "swin": _swin_aliases,
-             "onnx": _onnx_aliases}
+_ALIASERS = {
+    "vgg": _vgg_aliases,
+    "resnet": _resnet_aliases,
+    "mobilenet": _mobilenet_aliases,
+    "efficientnet": _efficientnet_aliases,
+    "vit": _vit_aliases,
+    "swin": _swin_aliases,
+    "onnx": _onnx_aliases,
+}
 
 
 def tracer_kwargs(model: nn.Module) -> dict:
     """Extra torch.fx tracer settings some model zoos need (timm's dynamic padding; onnx2torch's
     op modules, some of which branch on their inputs, e.g. Reshape: each is one node anyway)."""
     if hasattr(model, "featinv_onnx_names"):
-        return {"leaf_modules": sorted({type(m) for m in model.modules()
-                                        if type(m).__module__.startswith("onnx2torch.node_converters")},
-                                       key=lambda t: t.__name__)}
+        return {
+            "leaf_modules": sorted(
+                {type(m) for m in model.modules() if type(m).__module__.startswith("onnx2torch.node_converters")},
+                key=lambda t: t.__name__,
+            )
+        }
     if type(model).__module__.startswith("timm."):
         from timm.models._features_fx import get_notrace_functions, get_notrace_modules
-        return {"leaf_modules": list(get_notrace_modules()),
-                "autowrap_functions": list(get_notrace_functions())}
+
+        return {"leaf_modules": list(get_notrace_modules()), "autowrap_functions": list(get_notrace_functions())}
     return {}
 
 
@@ -277,11 +293,13 @@ def graph_nodes(model: nn.Module) -> list[str]:
     if model not in _NODES:
         try:
             _, nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs(model))
-        except Exception as exc:  # noqa: BLE001 - torch.fx fails in many ways on code it cannot follow
+        except Exception as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise LayerError(f"cannot list the layers of {type(model).__name__}: torch.fx cannot trace it "
-                             f"({type(exc).__name__}: {first}); featinv reaches layers through torch.fx, so "
-                             f"pass a traceable network (or wrap the part you want in a module that is)") from exc
+            raise LayerError(
+                f"cannot list the layers of {type(model).__name__}: torch.fx cannot trace it "
+                f"({type(exc).__name__}: {first}); featinv reaches layers through torch.fx, so "
+                f"pass a traceable network (or wrap the part you want in a module that is)"
+            ) from exc
         _NODES[model] = [n for n in nodes if n not in ("x", "input")]
     return _NODES[model]
 
@@ -320,7 +338,8 @@ def resolve(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
             raise LayerError(
                 f"unknown layer {name!r} for this {family(model)} model.{hint} "
                 f"Valid names include: {shown}{', ...' if len(valid) > 40 else ''} "
-                f"(run `featinv layers MODEL` for all of them)")
+                f"(run `featinv layers MODEL` for all of them)"
+            )
     return resolved
 
 
@@ -336,7 +355,9 @@ def invertible(shape: tuple[int, ...] | None) -> bool:
 
 
 @torch.no_grad()
-def describe(model: nn.Module, size: int = 224, everything: bool = True) -> list[tuple[str, str, tuple[int, ...] | None]]:
+def describe(
+    model: nn.Module, size: int = 224, everything: bool = True
+) -> list[tuple[str, str, tuple[int, ...] | None]]:
     """Every alias and graph node with its output shape (without the batch) for a ``size x size`` input.
 
     Rows are ``(name, node, shape)``; aliases first (in network order), then the nodes: every one,
@@ -346,8 +367,7 @@ def describe(model: nn.Module, size: int = 224, everything: bool = True) -> list
     from torchvision.models.feature_extraction import create_feature_extractor
 
     nodes = graph_nodes(model)
-    extractor = create_feature_extractor(model, {n: n for n in nodes},
-                                         tracer_kwargs=tracer_kwargs(model))
+    extractor = create_feature_extractor(model, {n: n for n in nodes}, tracer_kwargs=tracer_kwargs(model))
     was_training = model.training
     extractor.eval()
     try:
@@ -356,9 +376,12 @@ def describe(model: nn.Module, size: int = 224, everything: bool = True) -> list
         out = extractor(torch.zeros(1, 3, size, size, device=device))
     finally:
         model.train(was_training)
-    shape = {n: tuple(v.shape[1:]) if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() >= 2
-             else None for n, v in out.items()}
+    shape = {
+        n: tuple(v.shape[1:]) if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() >= 2 else None
+        for n, v in out.items()
+    }
     order = {n: i for i, n in enumerate(nodes)}
     table = sorted(aliases(model).items(), key=lambda kv: order[kv[1]])
-    return [(a, n, shape[n]) for a, n in table] + [(n, n, shape[n]) for n in nodes
-                                                    if everything or invertible(shape[n])]
+    return [(a, n, shape[n]) for a, n in table] + [
+        (n, n, shape[n]) for n in nodes if everything or invertible(shape[n])
+    ]

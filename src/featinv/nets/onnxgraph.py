@@ -18,10 +18,10 @@ network is the file's own, node for node.
 The zoo's MXNet VGG16-BN (``vgg0_conv0_fwd``, ...), a torchvision export (``/features/features.0/Conv``)
 and a Keras export (``block1_conv1``) get the same names.
 """
+
 from __future__ import annotations
 
 from typing import Any
-
 
 CONV, RELU, POOL, ADD = "Conv", ("Relu", "Clip"), "MaxPool", "Add"
 DENSE = ("Gemm", "MatMul")
@@ -57,10 +57,10 @@ def to_nchw_input(proto: Any) -> None:
     dims = old.type.tensor_type.shape.dim
     shape = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims]
     nchw = [shape[0], shape[3], shape[1], shape[2]]
-    new_input = helper.make_tensor_value_info(new_name, old.type.tensor_type.elem_type,
-                                              [s if s else None for s in nchw])
-    transpose = helper.make_node("Transpose", [new_name], [old.name], name="featinv_nchw_to_nhwc",
-                                 perm=[0, 2, 3, 1])
+    new_input = helper.make_tensor_value_info(
+        new_name, old.type.tensor_type.elem_type, [s if s else None for s in nchw]
+    )
+    transpose = helper.make_node("Transpose", [new_name], [old.name], name="featinv_nchw_to_nhwc", perm=[0, 2, 3, 1])
     proto.graph.input.remove(old)
     proto.graph.input.insert(0, new_input)
     proto.graph.node.insert(0, transpose)
@@ -100,8 +100,11 @@ def structure_aliases(proto: Any) -> dict[str, str]:
     joins = [n for n in nodes if n.op_type == ADD and len(n.input) == 2 and all(i in computed for i in n.input)]
     if joins:  # a residual Add of two computed tensors (a bias Add has an initializer)
         weights = {t.name: list(t.dims) for t in proto.graph.initializer}
-        widths = {n.name: weights[n.input[1]][0] for n in nodes
-                  if n.op_type == CONV and len(n.input) > 1 and n.input[1] in weights}
+        widths = {
+            n.name: weights[n.input[1]][0]
+            for n in nodes
+            if n.op_type == CONV and len(n.input) > 1 and n.input[1] in weights
+        }
         return _resnet_like(nodes, consumers, joins, widths)
     return _vgg_like(nodes, consumers)
 
@@ -131,8 +134,9 @@ def _vgg_like(nodes: list[Any], consumers: dict[str, list[Any]]) -> dict[str, st
     return aliases
 
 
-def _resnet_like(nodes: list[Any], consumers: dict[str, list[Any]], joins: list[Any],
-                 widths: dict[str, int]) -> dict[str, str]:
+def _resnet_like(
+    nodes: list[Any], consumers: dict[str, list[Any]], joins: list[Any], widths: dict[str, int]
+) -> dict[str, str]:
     first_conv = next(n for n in nodes if n.op_type == CONV)
     aliases = {"conv1": first_conv.name}
     stem = _next_of(first_conv, consumers, RELU)
@@ -151,7 +155,7 @@ def _resnet_like(nodes: list[Any], consumers: dict[str, list[Any]], joins: list[
     for k, add in enumerate(joins, start=1):
         out = _next_of(add, consumers, RELU, skip=1) or add
         aliases[f"res{k}"] = out.name
-        inside = [n for n in nodes[end + 1:position[add.name]] if n.op_type in RELU]
+        inside = [n for n in nodes[end + 1 : position[add.name]] if n.op_type in RELU]
         if inside:
             aliases[f"middle{k}"] = inside[0].name
         outputs.append((out.name, width_at[add.name]))

@@ -17,6 +17,7 @@ suite call it. Call it yourself in a script of your own for the CLI's speed.
 - ``torch.compile`` of the step is opt-in (:func:`compile_step`): slower on this CPU, for GPUs to
   measure (``benchmarks/gpu.sh --compile``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -70,8 +71,11 @@ def native_precision(device: torch.device, precision: str) -> bool:
     if precision == "fp32" or device.type != "cpu":
         return True
     try:
-        check = (torch.ops.mkldnn._is_mkldnn_bf16_supported if precision == "bf16"
-                 else torch.ops.mkldnn._is_mkldnn_fp16_supported)
+        check = (
+            torch.ops.mkldnn._is_mkldnn_bf16_supported
+            if precision == "bf16"
+            else torch.ops.mkldnn._is_mkldnn_fp16_supported
+        )
         return bool(check())
     except (AttributeError, RuntimeError):  # a torch without oneDNN: assume emulation
         return False
@@ -81,6 +85,7 @@ def is_compile_failure(exc: BaseException) -> bool:
     """Did torch.compile itself fail (no C++ compiler, no Triton, an unsupported op)?"""
     from torch._dynamo.exc import TorchDynamoException
     from torch._inductor.exc import InductorError
+
     return isinstance(exc, (TorchDynamoException, InductorError))
 
 

@@ -3,6 +3,7 @@
 The optimised image always lives in RGB [0, 1]; a :class:`Preprocess` maps it to what the
 weights were trained on (value range, channel order, mean and std). It is differentiable.
 """
+
 from __future__ import annotations
 
 import functools
@@ -88,5 +89,6 @@ def preset(name: str) -> Preprocess:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ConfigError(f"unknown preprocessing preset {name!r}: expected one of "
-                          f"{', '.join(PRESETS)}.{did_you_mean(name, PRESETS)}") from None
+        raise ConfigError(
+            f"unknown preprocessing preset {name!r}: expected one of {', '.join(PRESETS)}.{did_you_mean(name, PRESETS)}"
+        ) from None

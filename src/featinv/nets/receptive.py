@@ -10,6 +10,7 @@ whole image.
 >>> receptive_field(vgg16(), "conv3_3", 224)  # 40 pixels a side, cells 4 pixels apart
 Field(size=40.0, jump=4.0, start=1.5)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,14 +21,13 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Field:
-    size: float    # pixels one cell sees, per side
-    jump: float    # pixels between neighbouring cells
-    start: float   # the pixel cell 0 is centred on
+    size: float  # pixels one cell sees, per side
+    jump: float  # pixels between neighbouring cells
+    start: float  # the pixel cell 0 is centred on
 
-    def through(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> "Field":
+    def through(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> Field:
         span = (kernel - 1) * dilation
-        return Field(self.size + span * self.jump, self.jump * stride,
-                     self.start + (span / 2 - padding) * self.jump)
+        return Field(self.size + span * self.jump, self.jump * stride, self.start + (span / 2 - padding) * self.jump)
 
 
 def _pair(value: int | tuple[int, ...]) -> int:
@@ -39,7 +39,8 @@ def _module_field(module: nn.Module, field: Field, image: int) -> Field:
         kernel = _pair(module.kernel_size)
         stride = _pair(module.stride) if module.stride is not None else kernel
         dilation = _pair(getattr(module, "dilation", 1))
-        return field.through(kernel, stride, _pair(module.padding), dilation)
+        padding = _pair(module.padding)  # type: ignore[arg-type]  # a string ('same') is not traced
+        return field.through(kernel, stride, padding, dilation)
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Linear)):
         return Field(float(2 * image), float(image), (image - 1) / 2)  # every pixel
     return field
@@ -66,7 +67,11 @@ def receptive_field(model: nn.Module, layer: str, image: int) -> Field:
         if node.op == "call_module":
             fields[node.name] = _module_field(modules[node.target], widest, image)
         elif node.op == "call_function" and getattr(node.target, "__name__", "") in (
-                "adaptive_avg_pool2d", "adaptive_max_pool2d", "linear", "mean"):
+            "adaptive_avg_pool2d",
+            "adaptive_max_pool2d",
+            "linear",
+            "mean",
+        ):
             fields[node.name] = Field(float(2 * image), float(image), (image - 1) / 2)
         else:
             fields[node.name] = widest
@@ -84,6 +89,7 @@ def window_pixels(field: Field, rows: tuple[int, int], cols: tuple[int, int], im
         first = field.start + lo * field.jump - half
         last = field.start + (hi - 1) * field.jump + half
         return max(0, int(round(first))), min(image - 1, int(round(last)))
+
     (top, bottom), (left, right) = span(*rows), span(*cols)
     return top, left, bottom, right
 
@@ -92,10 +98,10 @@ def draw_window(target: torch.Tensor, box: tuple[int, int, int, int]) -> torch.T
     """``target`` ``[3, H, W]`` dimmed outside ``box`` with the box outlined in orange."""
     top, left, bottom, right = box
     out = target.clone() * 0.35
-    out[:, top:bottom + 1, left:right + 1] = target[:, top:bottom + 1, left:right + 1]
+    out[:, top : bottom + 1, left : right + 1] = target[:, top : bottom + 1, left : right + 1]
     orange = torch.tensor([1.0, 0.55, 0.0])[:, None]
-    out[:, top, left:right + 1] = orange
-    out[:, bottom, left:right + 1] = orange
-    out[:, top:bottom + 1, left] = orange
-    out[:, top:bottom + 1, right] = orange
+    out[:, top, left : right + 1] = orange
+    out[:, bottom, left : right + 1] = orange
+    out[:, top : bottom + 1, left] = orange
+    out[:, top : bottom + 1, right] = orange
     return out

@@ -12,6 +12,7 @@ the machine has free is refused with the largest size that fits.
 >>> smallest_size(lambda x: {"pool": pool(x)}, start=1)
 4
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,8 @@ import torch
 from ..errors import ConfigError, ResourceError
 
 Forward = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-PROBE = 64            # the size memory is measured at (cheap, and above most networks' minimum)
-LARGEST_PROBE = 512   # no minimum is searched above this
+PROBE = 64  # the size memory is measured at (cheap, and above most networks' minimum)
+LARGEST_PROBE = 512  # no minimum is searched above this
 PER_IMAGE_FLOATS = 12  # floats per pixel and channel an image keeps: param, grad, Adam's two, target, ...
 
 
@@ -46,8 +47,9 @@ def runs_at(forward: Forward, size: int, device: torch.device) -> bool:
     return refusal(forward, size, device) is None
 
 
-def smallest_size(forward: Forward, start: int, device: torch.device | str = "cpu",
-                  limit: int = LARGEST_PROBE) -> int | None:
+def smallest_size(
+    forward: Forward, start: int, device: torch.device | str = "cpu", limit: int = LARGEST_PROBE
+) -> int | None:
     """The smallest square input at least ``start`` the network takes, or None up to ``limit``."""
     device = torch.device(device)
     if not runs_at(forward, limit, device):
@@ -118,11 +120,14 @@ def check_size(forward: Forward, size: int, images: int, device: torch.device, w
                 why = at_size or refusal(forward, probe, device)
                 first = (str(why).strip().splitlines() or [type(why).__name__])[0][:200]
                 first = re.sub(r"Proxy\([^)]*\)", str(size), first)  # a traced graph's placeholder
-                raise ConfigError(f"{what} does not take a {size}x{size} input: {first} (a network "
-                                  f"with a fixed input size needs --size set to it)")
+                raise ConfigError(
+                    f"{what} does not take a {size}x{size} input: {first} (a network "
+                    f"with a fixed input size needs --size set to it)"
+                )
             if size < smallest:
-                raise ConfigError(f"--size {size} is too small for {what}: the smallest input it takes "
-                                  f"is {smallest} px")
+                raise ConfigError(
+                    f"--size {size} is too small for {what}: the smallest input it takes is {smallest} px"
+                )
             probe = smallest
     free = available_bytes(device)
     if free is None:
@@ -132,8 +137,10 @@ def check_size(forward: Forward, size: int, images: int, device: torch.device, w
     if need > free:
         fits = int(math.sqrt(free / (per_pixel * images)) // 8 * 8)
         batch = f" with {images} images per step" if images > 1 else ""
-        raise ResourceError(f"--size {size}{batch} needs about {_gb(need)} for {what}, but {device} has "
-                            f"{_gb(free)} free: the largest size that fits is about {max(fits, 8)} px")
+        raise ResourceError(
+            f"--size {size}{batch} needs about {_gb(need)} for {what}, but {device} has "
+            f"{_gb(free)} free: the largest size that fits is about {max(fits, 8)} px"
+        )
 
 
 def _gb(n: float) -> str:

@@ -4,6 +4,7 @@ A callback may define ``on_start(run)``, ``on_step(run, rows)`` and ``on_end(run
 ``rows`` has one log row per trial of the (possibly batched) run, None for a trial that has
 stopped; ``results`` one :class:`~featinv.optim.inversion.Result` per trial.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,8 +30,10 @@ class ProgressBar:
     def on_start(self, run: Any) -> None:
         if self.enabled:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=run.config.steps, initial=run.step, desc=self.desc,
-                            unit="step", dynamic_ncols=True, leave=False)
+
+            self.bar = tqdm(
+                total=run.config.steps, initial=run.step, desc=self.desc, unit="step", dynamic_ncols=True, leave=False
+            )
 
     def on_step(self, run: Any, rows: list) -> None:
         if self.bar is not None:
@@ -67,6 +70,7 @@ class EarlyStop:
                 return False
             before, now = history[-self.patience - 1]["loss"], history[-1]["loss"]
             return before - now < self.rel_tol * abs(before)
+
         if all(stalled(h) for h, on in zip(run.histories, run.active) if on):
             run.request_stop("done")
 
@@ -83,9 +87,14 @@ class TensorBoard:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # pragma: no cover - depends on the environment
             from ..errors import FeatinvError
-            raise FeatinvError("--tensorboard needs the tensorboard package: "
-                               "pip install 'featinv[tensorboard]'") from exc
+
+            raise FeatinvError(
+                "--tensorboard needs the tensorboard package: pip install 'featinv[tensorboard]'"
+            ) from exc
         self.writers = [SummaryWriter(log_dir=str(f)) for f in folders]
+
+    def on_start(self, run: Any) -> None:
+        pass  # nothing to write before the first step
 
     def on_step(self, run: Any, rows: list) -> None:
         for i, (writer, row) in enumerate(zip(self.writers, rows)):

@@ -15,6 +15,7 @@ features('a') + 0.5 * tv()
 >>> total.item(), sorted(parts)
 (0.0, ['feat_a', 'tv'])
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ class Features:
 
     def bind(self, weight: Weight, targets: Targets, centred: Space) -> Term:
         from .masks import channel_mask, window_mask
+
         target = targets[self.layer]
         mask = self.mask
         for spec, make in ((self.channels, channel_mask), (self.window, window_mask)):
@@ -48,8 +50,11 @@ class Features:
         return FeatureTerm(self.layer, target, weight, mask)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Features) and (self.layer, self.channels, self.window) ==
-                (other.layer, other.channels, other.window) and self.mask is other.mask)
+        return (
+            isinstance(other, Features)
+            and (self.layer, self.channels, self.window) == (other.layer, other.channels, other.window)
+            and self.mask is other.mask
+        )
 
     def __hash__(self) -> int:
         return hash((self.layer, self.channels, self.window, id(self.mask)))
@@ -103,8 +108,10 @@ class Activation:
     def bind(self, weight: Weight, targets: Targets, centred: Space) -> Term:
         shape = tuple(targets[self.layer].shape[1:])
         if not 0 <= self.channel < shape[0]:
-            raise ConfigError(f"channel {self.channel} of {self.layer} does not exist: the layer has "
-                              f"{shape[0]} channels (0 to {shape[0] - 1})")
+            raise ConfigError(
+                f"channel {self.channel} of {self.layer} does not exist: the layer has "
+                f"{shape[0]} channels (0 to {shape[0] - 1})"
+            )
         if not self.neuron:
             return ActivationTerm(self.layer, self.channel, None, weight, f"channel_{self.layer}_{self.channel}")
         if len(shape) != 3:
@@ -175,8 +182,10 @@ class Sum:
         mean-subtracted space (for priors with ``space="network"``)."""
         missing = [layer for layer in self.layers if layer not in targets]
         if missing:
-            raise ConfigError(f"the objective names {', '.join(missing)}, which the run does not extract "
-                              f"(it has {', '.join(targets)})")
+            raise ConfigError(
+                f"the objective names {', '.join(missing)}, which the run does not extract "
+                f"(it has {', '.join(targets)})"
+            )
         terms = [spec.bind(weight, targets, centred) for weight, spec in self.parts]
         counts: dict[str, int] = {}
         for term in terms:  # two terms of one kind on one layer keep a log column each
@@ -190,6 +199,7 @@ class Sum:
             if isinstance(weight, torch.Tensor):
                 return f"{weight.tolist()} * {spec!r}"
             return repr(spec) if weight == 1 else f"{weight:g} * {spec!r}"
+
         return " + ".join(one(w, s) for w, s in self.parts)
 
 

@@ -35,13 +35,13 @@ config is what a run folder's ``config.yaml`` records.
 >>> from_image.param, from_image.lr, from_image.chroma_scale
 ('pyramid', 0.05, 8)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..config import AUTO, InvertConfig
-from .params import CHROMA_PARAMS, STARTS_WITHOUT_IMAGE
-from .transforms import parse_spec
+from ..specs import CHROMA_PARAMS, STARTS_WITHOUT_IMAGE, parse_transforms
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,27 @@ class LayerDefaults:
 TABLE = (
     LayerDefaults(max_stride=2, param="pixel", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
     LayerDefaults(max_stride=4, param="pyramid", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none"),
-    LayerDefaults(max_stride=8, param="dip", lr=0.05, tv=0.5, alpha_norm=0.0, alpha=6.0, transforms="none",
-                  instead_of_dip="pyramid"),
-    LayerDefaults(max_stride=10**9, param="dip", lr=0.05, tv=50.0, alpha_norm=0.0, alpha=6.0, transforms="none",
-                  chroma_scale=8, instead_of_dip="pyramid"),
+    LayerDefaults(
+        max_stride=8,
+        param="dip",
+        lr=0.05,
+        tv=0.5,
+        alpha_norm=0.0,
+        alpha=6.0,
+        transforms="none",
+        instead_of_dip="pyramid",
+    ),
+    LayerDefaults(
+        max_stride=10**9,
+        param="dip",
+        lr=0.05,
+        tv=50.0,
+        alpha_norm=0.0,
+        alpha=6.0,
+        transforms="none",
+        chroma_scale=8,
+        instead_of_dip="pyramid",
+    ),
 )
 
 
@@ -103,7 +120,7 @@ def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
 def transform_amounts(config: InvertConfig) -> dict[str, float]:
     """The transforms of a resolved config: its ``transforms`` list, with the IJCV ``jitter``
     field as the shift when the list has none."""
-    amounts = parse_spec(config.transforms)
+    amounts = parse_transforms(config.transforms)
     if config.jitter and "jitter" not in amounts:
         amounts = {"jitter": float(config.jitter), **amounts}
     return amounts

@@ -8,6 +8,7 @@ the information away (the IJCV paper's "diversity" of pre-images). :func:`spread
 >>> spread(same)["pixel_std_mean"], spread(same)["mean_pairwise_rmse"]
 (0.0, 0.0)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 
-def std_map(images: Sequence[torch.Tensor]) -> torch.Tensor:
+def std_map(images: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
     """The per-pixel standard deviation over the images ``[3, H, W]``, averaged over colour: ``[H, W]``."""
     return torch.stack(list(images)).std(dim=0, unbiased=False).mean(dim=0)
 
@@ -26,8 +27,10 @@ def spread(images: Sequence[torch.Tensor]) -> dict[str, float]:
     """How much the images differ: the mean per-pixel standard deviation and the mean RMSE over
     every pair (both in [0, 1] units)."""
     pairs = [float((a - b).pow(2).mean().sqrt()) for a, b in itertools.combinations(images, 2)]
-    return {"pixel_std_mean": float(std_map(images).mean()),
-            "mean_pairwise_rmse": sum(pairs) / len(pairs) if pairs else math.nan}
+    return {
+        "pixel_std_mean": float(std_map(images).mean()),
+        "mean_pairwise_rmse": sum(pairs) / len(pairs) if pairs else math.nan,
+    }
 
 
 def diversity_image(images: Sequence[torch.Tensor], gap: int = 4) -> torch.Tensor:

@@ -4,43 +4,44 @@ Data flow: target image -> preprocess -> features (once, detached; :mod:`featinv
 image parameterisation (:mod:`featinv.optim.params`) -> ``x`` (RGB [0, 1]) -> transforms
 (:mod:`featinv.optim.transforms`) -> preprocess -> truncated network -> objective -> backward ->
 optimiser step (:mod:`featinv.optim.stepper`) -> projection (pixels only). Values left to the layer
-are filled in by :mod:`featinv.optim.defaults` once the layer's stride is known. Callbacks observe the run (snapshots, log, progress) and may ask it to stop; the loop itself
-never touches files, so the same code serves notebooks, the CLI and sweeps.
+are filled in by :mod:`featinv.optim.defaults` once the layer's stride is known. Callbacks observe
+the run (snapshots, log, progress) and may ask it to stop; the loop itself never touches files, so
+the same code serves notebooks, the CLI and sweeps.
 """
+
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from ..config import InvertConfig
-from .defaults import resolve_defaults, transform_amounts
-from ..nets.extractor import frozen
+from ..config import InvertConfig, resolved
 from ..files import load_target
+from ..nets.extractor import frozen
 from ..nets.models import LoadedModel
-from .params import ImageParam, PixelParam, make_param
 from ..nets.perf import compile_step, is_compile_failure
+from ..nets.sizing import count_saved_bytes
 from .compose import Sum
+from .defaults import resolve_defaults, transform_amounts
+from .interrupts import running
+from .params import ImageParam, PixelParam, make_param
 from .problem import Problem, resolve_device  # noqa: F401 - resolve_device: re-exported
 from .results import Result, summarize
-from ..nets.sizing import count_saved_bytes
 from .stepper import Stepper
 from .transforms import Transforms
+
 
 class Callback(Protocol):
     """Observes a run. Every method is optional. ``rows`` and ``results`` have one entry per
     trial of the (possibly batched) run; a row is None for a trial that has stopped."""
 
-    def on_start(self, run: "Inversion") -> None: ...
-    def on_step(self, run: "Inversion", rows: list[dict[str, float] | None]) -> None: ...
-    def on_end(self, run: "Inversion", results: list[Result]) -> None: ...
+    def on_start(self, run: Inversion) -> None: ...
+    def on_step(self, run: Inversion, rows: list[dict[str, float] | None]) -> None: ...
+    def on_end(self, run: Inversion, results: list[Result]) -> None: ...
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Slot:
     """One image being optimised: a trial, or one restart of a trial."""
 
     trial: int
-    config: InvertConfig          # the trial's config with this restart's seed
+    config: InvertConfig  # the trial's config with this restart's seed
     param: torch.nn.Module  # an ImageParam, or a module of the user's (forward() -> [1, 3, S, S])
     transforms: Transforms
     last_good: list[torch.Tensor]  # the parameters after the last finite step (buffers, copied into)
@@ -56,11 +57,10 @@ class Slot:
     status: str = "running"
 
     def __post_init__(self) -> None:
-        self.tensors = list(self.param.parameters())  # once: the loop touches them every step
+        self.tensors: list[torch.Tensor] = list(self.param.parameters())  # once: the loop touches them every step
 
 
-def start_image(config: InvertConfig, images: Mapping[str, bytes | torch.Tensor] | None = None
-                ) -> torch.Tensor | None:
+def start_image(config: InvertConfig, images: Mapping[str, bytes | torch.Tensor] | None = None) -> torch.Tensor | None:
     """The image a parameterisation starts from: ``[1, 3, S, S]``, or None for its own seeded
     random start (``noise``)."""
     if config.init == "noise":
@@ -78,6 +78,7 @@ def _restart_configs(config: InvertConfig) -> list[InvertConfig]:
 def _check_batchable(configs: Sequence[InvertConfig]) -> None:
     from ..config import BATCH_SHARED, batch_key
     from ..errors import ConfigError
+
     if not configs:
         raise ConfigError("an inversion needs at least one config")
     if len({batch_key(c) for c in configs}) > 1:
@@ -90,12 +91,17 @@ def _check_parts(configs: Sequence[InvertConfig], param: torch.nn.Module | None,
     """A module or objective of the user's drives one trial: there is one of each."""
     from ..errors import ConfigError
     from ..specs import CUSTOM_PARAM
+
     if param is not None and (len(configs) > 1 or configs[0].restarts > 1):
-        raise ConfigError("your own parameterisation is one module: it runs one trial without restarts "
-                          f"(got {len(configs)} trial(s), restarts {configs[0].restarts})")
+        raise ConfigError(
+            "your own parameterisation is one module: it runs one trial without restarts "
+            f"(got {len(configs)} trial(s), restarts {configs[0].restarts})"
+        )
     if (param is not None) != (configs[0].param == CUSTOM_PARAM):
-        raise ConfigError("param 'custom' is an nn.Module of your own, passed from Python "
-                          "(featinv.invert(..., param=module)); from a config, use pixel, fourier, pyramid or dip")
+        raise ConfigError(
+            "param 'custom' is an nn.Module of your own, passed from Python "
+            "(featinv.invert(..., param=module)); from a config, use pixel, fourier, pyramid or dip"
+        )
     if objective is not None and len(configs) > 1:
         raise ConfigError("an objective of your own drives one trial (a batch builds its own from the configs)")
 
@@ -104,6 +110,7 @@ def _user_param(module: torch.nn.Module, size: int, device: torch.device) -> tor
     """The user's parameterisation, on the run's device, checked: ``forward()`` gives
     ``[1, 3, size, size]`` and something is optimised."""
     from ..errors import ConfigError
+
     module.to(device)
     if not any(p.requires_grad for p in module.parameters()):
         raise ConfigError(f"your parameterisation ({type(module).__name__}) has no parameters to optimise")
@@ -111,8 +118,10 @@ def _user_param(module: torch.nn.Module, size: int, device: torch.device) -> tor
         image = module()
     shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
     if shape != (1, 3, size, size):
-        raise ConfigError(f"your parameterisation's forward() must return an image [1, 3, {size}, {size}] "
-                          f"in [0, 1] (size {size}), got {shape}")
+        raise ConfigError(
+            f"your parameterisation's forward() must return an image [1, 3, {size}, {size}] "
+            f"in [0, 1] (size {size}), got {shape}"
+        )
     return module
 
 
@@ -133,31 +142,54 @@ class Inversion:
     Everything that can fail on bad input (image, model, layers) fails in the constructor.
     """
 
-    def __init__(self, configs: InvertConfig | Sequence[InvertConfig], model: LoadedModel | None = None,
-                 images: Mapping[str, bytes | torch.Tensor] | None = None, *,
-                 param: torch.nn.Module | None = None, objective: Sum | None = None) -> None:
+    def __init__(
+        self,
+        configs: InvertConfig | Sequence[InvertConfig],
+        model: LoadedModel | None = None,
+        images: Mapping[str, bytes | torch.Tensor] | None = None,
+        *,
+        param: torch.nn.Module | None = None,
+        objective: Sum | None = None,
+    ) -> None:
         configs = [configs] if isinstance(configs, InvertConfig) else list(configs)
         _check_batchable(configs)
         _check_parts(configs, param, objective)
         slot_configs = [(i, c) for i, config in enumerate(configs) for c in _restart_configs(config)]
         self.problem = Problem([c for _, c in slot_configs], model, images)
-        self.configs = [resolve_defaults(c.replace(layers=self.problem.layers), self.problem.stride)
-                        for c in configs]  # resolved, for config.yaml
+        self.configs = [
+            resolve_defaults(c.replace(layers=self.problem.layers), self.problem.stride) for c in configs
+        ]  # resolved, for config.yaml
         self.objective_spec = objective
         self.slots: list[Slot] = []
         for i, c in slot_configs:
             c = self.configs[i].replace(seed=c.seed)
-            image_param = _user_param(param, c.size, self.device) if param is not None else \
-                make_param(c.param, c.size, c.seed, start_image(c, images), c.chroma_scale).to(self.device)
-            self.slots.append(Slot(i, c, image_param, Transforms(transform_amounts(c), c.seed + 1),
-                                   [t.detach().clone() for t in image_param.parameters()]))
+            image_param = (
+                _user_param(param, c.size, self.device)
+                if param is not None
+                else make_param(
+                    resolved(c.param, "param"),
+                    c.size,
+                    c.seed,
+                    start_image(c, images),
+                    resolved(c.chroma_scale, "chroma_scale"),
+                ).to(self.device)
+            )
+            self.slots.append(
+                Slot(
+                    i,
+                    c,
+                    image_param,
+                    Transforms(transform_amounts(c), c.seed + 1),
+                    [t.detach().clone() for t in image_param.parameters()],
+                )
+            )
         # which images belong to each trial: read several times a step, fixed for the run
         self._trial_slots = [[k for k, s in enumerate(self.slots) if s.trial == i] for i in range(len(configs))]
         self.problem.set_objective([s.config for s in self.slots], objective)
         self._losses = compile_step(self.problem.losses, configs[0].compile)
         self.stepper = Stepper([s.config for s in self.slots], [s.tensors for s in self.slots])
         self.step = 0
-        self._stop_reason: str | None = None
+        self.stop_reason: str | None = None
         self.memory_bytes: int | None = None  # activations saved for backward + weights, one step
 
     # -- the parts, and single-trial views (the common case) ------------------------------
@@ -234,8 +266,9 @@ class Inversion:
         out = []
         for i in range(len(self.configs)):
             mine = [self.slots[k].status for k in self._slots_of(i)]
-            out.append("running" if "running" in mine else self.best_slot(i).status
-                       if self.best_slot(i).history else mine[0])
+            out.append(
+                "running" if "running" in mine else self.best_slot(i).status if self.best_slot(i).history else mine[0]
+            )
         return out
 
     @property
@@ -244,21 +277,33 @@ class Inversion:
 
     # -- control -------------------------------------------------------------------------
     def request_stop(self, status: str = "interrupted") -> None:
-        """Ask the loop to stop after the current step (callbacks, signal handlers)."""
-        self._stop_reason = status
+        """Ask the loop to stop after the current step (callbacks; Ctrl-C under
+        :func:`featinv.optim.interrupts.stop_on_signals`)."""
+        self.stop_reason = status
 
     def state_dict(self, index: int = 0) -> dict[str, Any]:
         """Everything needed to continue trial ``index`` exactly where it is (a checkpoint)."""
         slots = []
         for k in self._slots_of(index):
             slot = self.slots[k]
-            slots.append({"param": {n: t.detach().cpu().clone() for n, t in slot.param.state_dict().items()},
-                          "last_good": [t.cpu().clone() for t in slot.last_good],
-                          "optimizer": self.stepper.state_dict(k), "history": list(slot.history),
-                          "status": slot.status, "transforms_rng": slot.transforms.get_state()})
+            slots.append(
+                {
+                    "param": {n: t.detach().cpu().clone() for n, t in slot.param.state_dict().items()},
+                    "last_good": [t.cpu().clone() for t in slot.last_good],
+                    "optimizer": self.stepper.state_dict(k),
+                    "history": list(slot.history),
+                    "status": slot.status,
+                    "transforms_rng": slot.transforms.get_state(),
+                }
+            )
         first = slots[0]
-        return {"step": self.step, "config": self.configs[index].to_dict(), "slots": slots,
-                "optimizer": first["optimizer"], "history": list(self.histories[index])}
+        return {
+            "step": self.step,
+            "config": self.configs[index].to_dict(),
+            "slots": slots,
+            "optimizer": first["optimizer"],
+            "history": list(self.histories[index]),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue a single trial from :meth:`state_dict` (resuming runs one trial at a time)."""
@@ -303,8 +348,11 @@ class Inversion:
                 torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs are consumed
             images = [s.param() for s in self.slots]
             x = images[0] if len(images) == 1 else torch.cat(images)
-            seen = torch.cat([self._transformed(s, im) for s, im in zip(self.slots, images)]) \
-                if any(s.transforms for s in self.slots) else x
+            seen = (
+                torch.cat([self._transformed(s, im) for s, im in zip(self.slots, images)])
+                if any(s.transforms for s in self.slots)
+                else x
+            )
             total, parts = self._losses(x, seen)
             loss = total.sum() if mask is None else torch.where(mask, total, torch.zeros_like(total)).sum()
             loss.backward()
@@ -329,8 +377,10 @@ class Inversion:
             good = [k for k, on in enumerate(running) if on and math.isfinite(measured["total"][k])]
             if good:
                 with torch.no_grad():
-                    torch._foreach_copy_([b for k in good for b in self.slots[k].last_good],
-                                         [t for k in good for t in self.slots[k].tensors])
+                    torch._foreach_copy_(
+                        [b for k in good for b in self.slots[k].last_good],
+                        [t for k in good for t in self.slots[k].tensors],
+                    )
             for k, slot in enumerate(self.slots):
                 if k not in good:
                     for t in slot.tensors:
@@ -363,14 +413,14 @@ class Inversion:
         """After a step, for pixel parameterisations: the pixel-norm bound (IJCV) where asked,
         then back into [0, 1] (the others map into [0, 1] by construction)."""
         for s in self.slots:
-            if not isinstance(s.param, PixelParam) and hasattr(s.param, "project_"):
-                s.param.project_()
-        pixels = [s for s in self.slots if isinstance(s.param, PixelParam)]
-        for s in pixels:
-            if s.config.pixel_bound:
-                s.param.pixels.copy_(self.preprocess.bound_pixel_norm(s.param.pixels, s.config.pixel_bound))
+            if not isinstance(s.param, PixelParam) and callable(getattr(s.param, "project_", None)):
+                s.param.project_()  # type: ignore[operator]
+        pixels = [(s.param, s.config) for s in self.slots if isinstance(s.param, PixelParam)]
+        for param, config in pixels:
+            if config.pixel_bound:
+                param.pixels.copy_(self.preprocess.bound_pixel_norm(param.pixels, config.pixel_bound))
         if pixels and self.config.clamp:  # shared by every trial of a batch
-            tensors = [s.param.pixels for s in pixels]
+            tensors: list[torch.Tensor] = [param.pixels for param, _ in pixels]
             torch._foreach_clamp_min_(tensors, 0.0)
             torch._foreach_clamp_max_(tensors, 1.0)
 
@@ -382,15 +432,22 @@ class Inversion:
         except Exception as exc:
             if self.config.compile and is_compile_failure(exc):
                 from ..errors import ConfigError
+
                 reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-                raise ConfigError(f"torch.compile (mode {self.config.compile!r}) failed on this machine: "
-                                  f"{reason[:300]}. Run without --compile (eager is the default)") from None
-            if not (isinstance(exc, torch.OutOfMemoryError)
-                    or isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):
+                raise ConfigError(
+                    f"torch.compile (mode {self.config.compile!r}) failed on this machine: "
+                    f"{reason[:300]}. Run without --compile (eager is the default)"
+                ) from None
+            if not (
+                isinstance(exc, torch.OutOfMemoryError)
+                or isinstance(exc, RuntimeError)
+                and "can't allocate memory" in str(exc)
+            ):
                 raise
             from ..errors import ResourceError
+
             size, batch = self.config.size, len(self.slots)
-            smaller = max(8, int(size / 2 ** 0.5) // 8 * 8)  # memory grows with size^2 x batch
+            smaller = max(8, int(size / 2**0.5) // 8 * 8)  # memory grows with size^2 x batch
             raise ResourceError(
                 f"out of memory on {self.device} at size {size} with {batch} image(s) in the batch "
                 f"({str(exc).splitlines()[0][:160]}): memory grows with size^2 x batch; size {smaller} "
@@ -405,9 +462,9 @@ class Inversion:
 
     def run_all(self, callbacks: Sequence[Callback] = ()) -> list[Result]:
         """Step until every image is done, diverged or the run is asked to stop; then measure."""
-        with frozen(self.model.module), _sigint_stops(self):
+        with frozen(self.model.module), running(self):
             _emit(callbacks, "on_start", self)
-            while self.step < self.config.steps and self._stop_reason is None and any(self.active):
+            while self.step < self.config.steps and self.stop_reason is None and any(self.active):
                 rows = self._step_explaining_failures()
                 finite = self._params_finite()
                 for slot, row, ok in zip(self.slots, rows, finite):
@@ -421,7 +478,7 @@ class Inversion:
                         slot.history.append(row)
                 self.step += 1
                 _emit(callbacks, "on_step", self, self._trial_rows(rows))
-            final = self._stop_reason or "done"
+            final = self.stop_reason or "done"
             for slot in self.slots:
                 if slot.status == "running":
                     slot.status = final
@@ -433,7 +490,9 @@ class Inversion:
         """Each trial's row of this step: its best restart's (None if none of them stepped)."""
         out = []
         for i in range(len(self.configs)):
-            mine = [rows[k] for k in self._slots_of(i) if rows[k] is not None and self.slots[k].status == "running"]
+            mine = [
+                row for k in self._slots_of(i) if (row := rows[k]) is not None and self.slots[k].status == "running"
+            ]
             out.append(min(mine, key=lambda r: r["loss"]) if mine else None)
         return out
 
@@ -445,7 +504,7 @@ class Inversion:
             flags = torch.stack([torch.isfinite(t).all() for s in self.slots for t in s.tensors]).tolist()
         out, start = [], 0
         for n in counts:
-            out.append(all(flags[start:start + n]))
+            out.append(all(flags[start : start + n]))
             start += n
         return out
 
@@ -460,13 +519,18 @@ class Inversion:
             result = self._result(i, best, images[k], {name: float(v[k]) for name, v in errors.items()})
             if len(self._slots_of(i)) > 1:
                 result.summary["restarts"] = [
-                    {"seed": self.slots[j].config.seed, "status": self.slots[j].status,
-                     "final_loss": self.slots[j].history[-1]["loss"] if self.slots[j].history else math.nan,
-                     "feature_error_total": sum(float(v[j]) for v in errors.values())}
-                    for j in self._slots_of(i)]
+                    {
+                        "seed": self.slots[j].config.seed,
+                        "status": self.slots[j].status,
+                        "final_loss": self.slots[j].history[-1]["loss"] if self.slots[j].history else math.nan,
+                        "feature_error_total": sum(float(v[j]) for v in errors.values()),
+                    }
+                    for j in self._slots_of(i)
+                ]
                 result.summary["best_seed"] = best.config.seed
                 if self.configs[i].diversity:  # keep them all, and say how much they differ
                     from .diversity import spread
+
                     result.restarts = [images[j].cpu() for j in self._slots_of(i)]
                     result.summary["diversity"] = spread(result.restarts)
             results.append(result)
@@ -481,13 +545,26 @@ class Inversion:
     def _result(self, i: int, slot: Slot, image: torch.Tensor, errors: dict[str, float]) -> Result:
         config, history, status = self.configs[i], slot.history, slot.status
         target = self.target[self.slots.index(slot)]
-        summary = summarize(image, target, errors, history, status, batch_size=len(self.slots),
-                            memory_mb=self._memory_mb(), model=self.model.label, pretrained=self.model.pretrained,
-                            layers=list(self.layers), param=config.param, device=str(self.device))
+        summary = summarize(
+            image,
+            target,
+            errors,
+            history,
+            status,
+            batch_size=len(self.slots),
+            memory_mb=self._memory_mb(),
+            model=self.model.label,
+            pretrained=self.model.pretrained,
+            layers=list(self.layers),
+            param=config.param,
+            device=str(self.device),
+        )
         if status == "diverged":
-            summary["message"] = (f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
-                                  f"rate ({config.lr:g}) is probably too high; the last good "
-                                  f"image was kept")
+            summary["message"] = (
+                f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
+                f"rate ({config.lr:g}) is probably too high; the last good "
+                f"image was kept"
+            )
         if not isinstance(slot.param, ImageParam):
             summary["param_module"] = type(slot.param).__name__
         if self.objective_spec is not None:
@@ -500,8 +577,14 @@ class Inversion:
 
 def _legacy_slot(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint written before parameterisations existed (pixels only) as one slot."""
-    return {"param": {"pixels": state["x"]}, "last_good": [state["last_good"]], "optimizer": state["optimizer"],
-            "history": state["history"], "status": "running", "transforms_rng": state.get("jitter_rng")}
+    return {
+        "param": {"pixels": state["x"]},
+        "last_good": [state["last_good"]],
+        "optimizer": state["optimizer"],
+        "history": state["history"],
+        "status": "running",
+        "transforms_rng": state.get("jitter_rng"),
+    }
 
 
 def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
@@ -509,29 +592,3 @@ def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
         method = getattr(cb, event, None)
         if method is not None:
             method(*args)
-
-
-@contextmanager
-def _sigint_stops(run: Inversion) -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM): finish the step, then stop cleanly ('interrupted', with a
-    checkpoint); a second one aborts at once.
-
-    SIGTERM is taken only where nobody handles it (its default action, as in the CLI): a host
-    that set its own handler -- a process-pool worker, Ray, a service -- keeps it, since it
-    uses SIGTERM to end the process, not to ask for a result."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if run._stop_reason == "interrupted":
-            raise KeyboardInterrupt
-        run.request_stop("interrupted")
-
-    signals = [signal.SIGINT] + [signal.SIGTERM] * (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -15,6 +15,7 @@ the most activation energy in the target, per image). Window: ``y0:y1,x0:x1`` in
 >>> window_mask("0:1,1:2", t)[0, 0].tolist()
 [[0.0, 1.0], [0.0, 0.0]]
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,8 +55,9 @@ def channel_mask(spec: str, target: torch.Tensor) -> torch.Tensor:
 def window_mask(spec: str, target: torch.Tensor) -> torch.Tensor:
     """``[B, 1, H, W]`` ones on the window's cells of a feature map ``target`` ``[B, C, H, W]``."""
     if target.dim() != 4:
-        raise ConfigError(f"--window needs a layer with a spatial feature map, but this one's output is "
-                          f"{list(target.shape[1:])}")
+        raise ConfigError(
+            f"--window needs a layer with a spatial feature map, but this one's output is {list(target.shape[1:])}"
+        )
     rows, cols = spec.split(",")
     y0, y1 = parse_range(rows, target.shape[2], "window rows")
     x0, x1 = parse_range(cols, target.shape[3], "window columns")

@@ -10,6 +10,7 @@ Scales (chosen so the seed study's TV weights 0.1 / 1 / 10 mean something):
 - TV and the alpha-norm are *means* over pixels of the RGB [0, 1] image, so their values do
   not depend on image size: TV_2 of a natural photo is about 0.002-0.01, of uniform noise about 0.3.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -47,8 +48,9 @@ class _NormalizedDistance(torch.autograd.Function):
         return diff * scale, None, None
 
 
-def normalized_feature_loss(feature: torch.Tensor, target: torch.Tensor,
-                            target_norm: torch.Tensor | None = None) -> torch.Tensor:
+def normalized_feature_loss(
+    feature: torch.Tensor, target: torch.Tensor, target_norm: torch.Tensor | None = None
+) -> torch.Tensor:
     """``||f - f0||^2 / ||f0||^2`` per image: ``[B, ...]``, ``[B or 1, ...]`` -> ``[B]``.
 
     ``target_norm`` (``||f0||^2``, ``[B or 1]``) may be given to save recomputing it every step.
@@ -242,8 +244,9 @@ class Objective:
     def layers(self) -> list[str]:
         return [t.layer for t in self.terms if isinstance(t, FeatureTerm)]
 
-    def __call__(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(
+        self, x: torch.Tensor, features: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts: dict[str, torch.Tensor] = {}
         total: torch.Tensor | None = None
         for term in self.terms:

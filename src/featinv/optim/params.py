@@ -19,6 +19,7 @@ the weights of an untrained convolutional network lands on very different images
 >>> tuple(image.shape), bool(image.min() >= 0 and image.max() <= 1)
 ((1, 3, 16, 16), True)
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,17 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
-from ..specs import CHROMA_PARAMS, CUSTOM_PARAM, PARAMS, STARTS_WITHOUT_IMAGE
-
+from ..specs import CHROMA_PARAMS, CUSTOM_PARAM, PARAMS
 
 # The square root of ImageNet's RGB colour covariance, from the eigen-decomposition AlexNet's
 # "PCA lighting" augmentation published (Krizhevsky et al. 2012): eigenvectors times the square
 # roots of the eigenvalues. Mixing three independent channels through it gives natural colour
 # statistics; each column is then scaled so the largest has norm 1.
 _EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
-_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
-                        [-0.5808, -0.0045, -0.8140],
-                        [-0.5836, -0.6948, 0.4203]])
+_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 _COLOUR_SQRT = _EIGVEC * _EIGVAL.sqrt()
 COLOUR_MIX = _COLOUR_SQRT / _COLOUR_SQRT.norm(dim=0).max()
 _LOGIT_EPS = 1e-3  # images given as a start are kept this far from 0 and 1 (sigmoid's ends)
@@ -86,8 +84,9 @@ def _frequencies(size: int) -> torch.Tensor:
 
 def _check_chroma_scale(chroma_scale: int, size: int) -> None:
     if not isinstance(chroma_scale, int) or isinstance(chroma_scale, bool) or not 1 <= chroma_scale <= size:
-        raise ConfigError(f"chroma_scale must be a whole number of pixels from 1 to the image size "
-                          f"({size}), got {chroma_scale!r}")
+        raise ConfigError(
+            f"chroma_scale must be a whole number of pixels from 1 to the image size ({size}), got {chroma_scale!r}"
+        )
 
 
 def _moving(t: torch.Tensor, free: torch.Tensor | None) -> torch.Tensor:
@@ -124,6 +123,9 @@ class FourierParam(ImageParam):
             free = torch.stack([torch.ones_like(low), low, low])[None, ..., None]  # [1, 3, S, S//2+1, 1]
         self.register_buffer("free", free, persistent=False)  # None: every coefficient moves
 
+    free: torch.Tensor | None
+    scale: torch.Tensor
+
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(_moving(self.spectrum, self.free)) * self.scale
         return decorrelated_to_rgb(torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho"))
@@ -152,25 +154,29 @@ class PyramidParam(ImageParam):
             sizes.append(sizes[-1] // 2)
         finest = rgb_to_decorrelated(start)
         self.levels = nn.ParameterList(
-            [nn.Parameter(finest.clone() if s == size else start.new_zeros(1, 3, s, s)) for s in sizes])
+            [nn.Parameter(finest.clone() if s == size else start.new_zeros(1, 3, s, s)) for s in sizes]
+        )
         # the octaves finer than S/N move their brightness channel alone
         self._colour_held = [s > size // chroma_scale for s in sizes]
-        self.register_buffer("brightness_only", torch.tensor([True, False, False]).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer("brightness_only", torch.tensor([True, False, False]).view(1, 3, 1, 1), persistent=False)
+
+    brightness_only: torch.Tensor
 
     def forward(self) -> torch.Tensor:
-        levels = [_moving(level, self.brightness_only if held else None)
-                  for level, held in zip(self.levels, self._colour_held)]
+        levels = [
+            _moving(level, self.brightness_only if held else None)
+            for level, held in zip(self.levels, self._colour_held)
+        ]
         total = levels[0]
         for level in levels[1:]:
-            total = total + F.interpolate(level, size=(self.size, self.size), mode="bilinear",
-                                          align_corners=False)
+            total = total + F.interpolate(level, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return decorrelated_to_rgb(total)
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, padding_mode="reflect"),
-                         nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, padding_mode="reflect"), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)
+    )
 
 
 class DIPNet(nn.Module):
@@ -188,8 +194,13 @@ class DIPNet(nn.Module):
             self.down.append(nn.Sequential(_conv_block(cin, channels, 2), _conv_block(channels, channels)))
             cin = channels
         for _ in range(depth):
-            self.up.append(nn.Sequential(nn.BatchNorm2d(channels + skip), _conv_block(channels + skip, channels),
-                                         _conv_block(channels, channels, 1)))
+            self.up.append(
+                nn.Sequential(
+                    nn.BatchNorm2d(channels + skip),
+                    _conv_block(channels + skip, channels),
+                    _conv_block(channels, channels, 1),
+                )
+            )
         self.out = nn.Conv2d(channels, 3, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -240,10 +251,9 @@ def random_start(kind: str, size: int, seed: int) -> torch.Tensor:
     return decorrelated_to_rgb(F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False))
 
 
-
-
-def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None,
-               chroma_scale: int = 1) -> ImageParam:
+def make_param(
+    kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None, chroma_scale: int = 1
+) -> ImageParam:
     """The parameterisation ``kind`` (see :data:`PARAMS`) of an ``size x size`` image.
 
     ``start`` (``[1, 3, S, S]`` in [0, 1]) is the image to begin from: ``pixel``, ``fourier``
@@ -255,15 +265,18 @@ def make_param(kind: str, size: int, seed: int = 0, start: torch.Tensor | None =
     [0.25]
     """
     if kind == CUSTOM_PARAM:
-        raise ConfigError("param 'custom' is an nn.Module of your own, passed from Python "
-                          "(featinv.invert(..., param=module)); pass it again to resume such a run "
-                          f"(built-in ones: {', '.join(PARAMS)})")
+        raise ConfigError(
+            "param 'custom' is an nn.Module of your own, passed from Python "
+            "(featinv.invert(..., param=module)); pass it again to resume such a run "
+            f"(built-in ones: {', '.join(PARAMS)})"
+        )
     if kind not in PARAMS:
-        raise ConfigError(f"unknown param {kind!r}: expected one of {', '.join(PARAMS)}."
-                          f"{did_you_mean(kind, PARAMS)}")
+        raise ConfigError(f"unknown param {kind!r}: expected one of {', '.join(PARAMS)}.{did_you_mean(kind, PARAMS)}")
     if chroma_scale != 1 and kind not in CHROMA_PARAMS:
-        raise ConfigError(f"chroma_scale {chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
-                          f"got param {kind!r} (use chroma_scale 1)")
+        raise ConfigError(
+            f"chroma_scale {chroma_scale} needs param {' or '.join(CHROMA_PARAMS)}, "
+            f"got param {kind!r} (use chroma_scale 1)"
+        )
     if kind == "dip":
         if start is not None:
             raise ValueError("dip draws its own start: it cannot begin from a given image")
@@ -298,4 +311,3 @@ def fit_error(param: ImageParam, target: torch.Tensor, steps: int = 100, lr: flo
                 param.pixels.clamp_(0, 1)
     with torch.no_grad():
         return F.mse_loss(param(), target).item()
-

@@ -10,6 +10,7 @@ the objective. Given images, it answers "how far are they?"; it owns no image an
 >>> round(parts["feat_res1"].item(), 6), problem.stride
 (0.0, 4)
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,18 +18,18 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..config import InvertConfig
-from ..errors import ConfigError
-from ..nets.extractor import FeatureExtractor, frozen
+from ..config import InvertConfig, resolved
+from ..errors import ConfigError, FeatinvWarning
 from ..files import load_target
+from ..nets.extractor import FeatureExtractor, frozen
 from ..nets.layers import LayerRequest, parse_layers
-from .masks import channel_mask, window_mask
 from ..nets.models import LoadedModel, load_model
-from .compose import Features, Sum, alpha_norm, tv
-from .objectives import Objective
 from ..nets.perf import native_precision, use_channels_last
 from ..nets.preprocess import preset
 from ..nets.sizing import check_size
+from .compose import Features, Sum, alpha_norm, tv
+from .masks import channel_mask, window_mask
+from .objectives import Objective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,8 +53,12 @@ class Problem:
     :func:`featinv.files.read_image`); other names are read from disk.
     """
 
-    def __init__(self, configs: Sequence[InvertConfig], model: LoadedModel | None = None,
-                 images: Mapping[str, bytes | torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        configs: Sequence[InvertConfig],
+        model: LoadedModel | None = None,
+        images: Mapping[str, bytes | torch.Tensor] | None = None,
+    ) -> None:
         first = configs[0]
         self.device = resolve_device(first.device)
         self.precision = first.precision
@@ -62,21 +67,28 @@ class Problem:
         self.preprocess = preset(first.preprocess) if first.preprocess else self.model.preprocess
         layer_spec = first.layers or ((self.model.default_layer,) if self.model.default_layer else None)
         if not layer_spec:
-            raise ConfigError(f"no layers given and {self.model.name} has no default: pass "
-                              f"--layers (see `featinv layers {self.model.name}`)")
+            raise ConfigError(
+                f"no layers given and {self.model.name} has no default: pass "
+                f"--layers (see `featinv layers {self.model.name}`)"
+            )
         self.requests: tuple[LayerRequest, ...] = parse_layers(list(layer_spec))
         self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
         self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
         self.memory_format = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
         if not native_precision(self.device, first.precision):
-            warnings.warn(f"precision {first.precision} has no native kernels on this CPU and is emulated: "
-                          f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
-                          f"AVX512-FP16); use --precision fp32", stacklevel=3)
+            warnings.warn(
+                f"precision {first.precision} has no native kernels on this CPU and is emulated: "
+                f"expect it to be much slower than fp32 (measured 26x for fp16 on a CPU without "
+                f"AVX512-FP16); use --precision fp32",
+                FeatinvWarning,
+                stacklevel=3,
+            )
         if self.memory_format == torch.channels_last:  # on a copy: the user's model keeps its layout
             self.extractor.own_weights(self.memory_format)
         with frozen(self.model.module):  # before any image is read: a size that cannot work is refused
-            check_size(self.features, first.size, len(configs), self.device,
-                       f"{', '.join(self.layers)} of {self.model.name}")
+            check_size(
+                self.features, first.size, len(configs), self.device, f"{', '.join(self.layers)} of {self.model.name}"
+            )
         loaded: dict[str, torch.Tensor] = {}  # restarts of one trial share its image
         for c in configs:
             if c.image not in loaded:
@@ -99,7 +111,7 @@ class Problem:
         for layer, features in self.target_features.items():
             per_image = []
             for b, c in enumerate(configs):
-                one = features[b:b + 1]
+                one = features[b : b + 1]
                 mask = torch.ones_like(one)
                 if c.channels:
                     mask = mask * channel_mask(c.channels, one)
@@ -115,6 +127,7 @@ class Problem:
         if not config.window:
             return None
         from ..nets.receptive import receptive_field, window_pixels
+
         maps = {r.name: self.target_features[r.name] for r in self.requests if self.target_features[r.name].dim() == 4}
         layer = min(maps, key=lambda name: maps[name].shape[-1])
         if layer not in self._fields:  # tracing the graph is slow: once a layer
@@ -122,8 +135,13 @@ class Problem:
         field = self._fields[layer]
         rows, cols = ([int(v) for v in part.split(":")] for part in config.window.split(","))
         box = window_pixels(field, (rows[0], rows[1]), (cols[0], cols[1]), config.size)
-        return {"cells": config.window, "layer": layer, "receptive_field_px": field.size,
-                "cell_stride_px": field.jump, "pixels": list(box)}
+        return {
+            "cells": config.window,
+            "layer": layer,
+            "receptive_field_px": field.size,
+            "cell_stride_px": field.jump,
+            "pixels": list(box),
+        }
 
     def kept(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``features`` with what ``--channels`` / ``--window`` leave out set to zero."""
@@ -147,17 +165,20 @@ class Problem:
         """What the configs ask for, as a sum: each requested layer with its weight (and its
         ``channels`` / ``window`` masks, one per image), TV and the alpha-norm with each image's
         weights (one number when the batch agrees, a ``[B]`` tensor otherwise)."""
+
         def per_trial(name: str) -> float | torch.Tensor:
             values = [float(getattr(c, name)) for c in configs]
             return values[0] if len(set(values)) == 1 else torch.tensor(values, device=self.device)
 
         first = configs[0]
         space = "network" if first.prior_space == "network" else "rgb"
-        objective = sum((Sum(((r.weight, Features(r.name, mask=self.masks.get(r.name))),)) for r in self.requests),
-                        start=per_trial("tv") * tv(first.tv_beta, kind=first.tv_kind, space=space))
+        objective = sum(
+            (Sum(((r.weight, Features(r.name, mask=self.masks.get(r.name))),)) for r in self.requests),
+            start=per_trial("tv") * tv(first.tv_beta, kind=first.tv_kind, space=space),
+        )
         objective = Sum(objective.parts[1:] + objective.parts[:1])  # the feature terms first, as logged
-        if any(c.alpha_norm > 0 for c in configs):
-            objective = objective + per_trial("alpha_norm") * alpha_norm(first.alpha, space=space)
+        if any(resolved(c.alpha_norm, "alpha_norm") > 0 for c in configs):
+            objective = objective + per_trial("alpha_norm") * alpha_norm(resolved(first.alpha, "alpha"), space=space)
         return objective
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ converges at relu3_3 and pool5 (about 16 dB); mahendran2015 converges at relu3_3
 at pool5, where lambda_TV = 100 makes the translated SGD step unstable -- a sign that the
 assumed sigma is off for that code; pass a smaller --lr there.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -52,13 +53,15 @@ def _depth_and_stride(model: Any, layers: Sequence[str], size: int) -> tuple[flo
     from ..nets.extractor import FeatureExtractor
     from ..nets.layers import aliases, graph_nodes, resolve
 
-    names = [l.split(":")[0] for l in layers]
+    names = [layer.split(":")[0] for layer in layers]
     nodes = graph_nodes(model)
     resolved = resolve(model, names)
     deepest = max(resolved, key=lambda n: nodes.index(resolved[n]))
     table = list(aliases(model).values()) or nodes
     order = sorted(set(table), key=nodes.index)
-    position = next((i for i, n in enumerate(order) if nodes.index(n) >= nodes.index(resolved[deepest])), len(order) - 1)
+    position = next(
+        (i for i, n in enumerate(order) if nodes.index(n) >= nodes.index(resolved[deepest])), len(order) - 1
+    )
     depth = position / max(len(order) - 1, 1)
     with torch.no_grad():
         param = next(model.parameters())
@@ -70,50 +73,84 @@ def _depth_and_stride(model: Any, layers: Sequence[str], size: int) -> tuple[flo
 def recipe_values(name: str, model: Any, layers: Sequence[str], size: int) -> tuple[dict[str, Any], str]:
     """Config values of recipe ``name`` for these layers and size, and a YAML comment citing sources."""
     if name not in RECIPES:
-        raise ConfigError(f"unknown recipe {name!r}: expected one of {', '.join(RECIPES)}.{did_you_mean(name, RECIPES)}")
+        raise ConfigError(
+            f"unknown recipe {name!r}: expected one of {', '.join(RECIPES)}.{did_you_mean(name, RECIPES)}"
+        )
     depth, stride = _depth_and_stride(model, layers, size)
     pixels = size * size
     if name == "mahendran2015":
         # lambda_TV 1 / 10 / 100 for the first / middle / last third of CaffeNet's 20 layers
         lam_tv = 1.0 if depth < 1 / 3 else 10.0 if depth < 2 / 3 else 100.0
-        values = {"optimizer": "sgd", "momentum": 0.9, "momentum_reset": True,
-                  "lr": 0.004 * pixels * SIGMA ** 2 / 255 ** 2,
-                  "schedule": "piecewise:100x1,200x0.1,100x0.01", "steps": 400,
-                  "prior_space": "network", "tv_kind": "vector", "tv_beta": 2.0, "tv": lam_tv / SIGMA ** 2,
-                  "alpha": 6.0, "alpha_norm": 8e-10 / SIGMA ** 2, "clamp": False, "jitter": 0,
-                  "param": "pixel", "transforms": "none", "recipe": name}
-        header = (f"# recipe mahendran2015 (CVPR 2015, aravindhm/deep-goggle core/invert_nn.m, "
-                  f"experiments/experiment_cnn.m):\n"
-                  f"#   SGD momentum 0.9 reset at each lr drop; lr 0.004 x [1 (100), 0.1 (200), 0.01 (100)]\n"
-                  f"#   translated to RGB [0,1] as 0.004 * H*W * sigma^2 / 255^2 (sigma = {SIGMA:g}, assumed);\n"
-                  f"#   TV^2 with lambda {lam_tv:g} (layer depth {depth:.2f}: 1 / 10 / 100 by thirds) / sigma^2;\n"
-                  f"#   alpha-norm alpha 6, lambda 8e-10 / sigma^2; priors on the mean-subtracted 0-255 image.\n")
+        values = {
+            "optimizer": "sgd",
+            "momentum": 0.9,
+            "momentum_reset": True,
+            "lr": 0.004 * pixels * SIGMA**2 / 255**2,
+            "schedule": "piecewise:100x1,200x0.1,100x0.01",
+            "steps": 400,
+            "prior_space": "network",
+            "tv_kind": "vector",
+            "tv_beta": 2.0,
+            "tv": lam_tv / SIGMA**2,
+            "alpha": 6.0,
+            "alpha_norm": 8e-10 / SIGMA**2,
+            "clamp": False,
+            "jitter": 0,
+            "param": "pixel",
+            "transforms": "none",
+            "recipe": name,
+        }
+        header = (
+            f"# recipe mahendran2015 (CVPR 2015, aravindhm/deep-goggle core/invert_nn.m, "
+            f"experiments/experiment_cnn.m):\n"
+            f"#   SGD momentum 0.9 reset at each lr drop; lr 0.004 x [1 (100), 0.1 (200), 0.01 (100)]\n"
+            f"#   translated to RGB [0,1] as 0.004 * H*W * sigma^2 / 255^2 (sigma = {SIGMA:g}, assumed);\n"
+            f"#   TV^2 with lambda {lam_tv:g} (layer depth {depth:.2f}: 1 / 10 / 100 by thirds) / sigma^2;\n"
+            f"#   alpha-norm alpha 6, lambda 8e-10 / sigma^2; priors on the mean-subtracted 0-255 image.\n"
+        )
     else:
         jitter = max(round(stride / 4), 1)
         # Adam restarts at the lr drop, where the jitter stops: the moments it gathered under
         # jitter describe a noisier problem (clock, relu3_3: feature error 0.066 -> 0.043).
-        values = {"optimizer": "adam", "momentum_reset": True, "lr": 0.02,
-                  "schedule": "piecewise:300x1,50x0.1", "steps": 350,
-                  "prior_space": "network", "tv_kind": "vector", "tv_beta": 2.0, "tv": (6.5 / SIGMA) ** 2,
-                  "alpha": 6.0, "alpha_norm": (1 / SIGMA) ** 6, "pixel_bound": 2 * SIGMA,
-                  "jitter": jitter, "jitter_off_last": 50, "clamp": True, "param": "pixel", "transforms": "none",
-                  "recipe": name}
-        header = (f"# recipe mahendran2016 (IJCV 2016, aravindhm/nnpreimage core/get_defaults.m, "
-                  f"core/nnpreimage.m, experiments/get_preimage_opts.m):\n"
-                  f"#   sigma {SIGMA:g}, alpha 6 with lambda (1/sigma)^6, TV^2 with lambda (6.5/sigma)^2, pixel bound "
-                  f"B = {2 * SIGMA:g};\n"
-                  f"#   300 steps then 50 at 0.1x the lr; their AdaGrad-like momentum step is stood in for by\n"
-                  f"#   Adam with lr 0.02, restarted at the lr drop (featinv choices: plain SGD with their lr\n"
-                  f"#   oscillates; Adam's moments from the jittered steps slow the last 50);\n"
-                  f"#   jitter max(round(stride/4), 1) = {jitter} (stride {stride}), off for the last 50 steps;\n"
-                  f"#   data term C * ||phi - phi0||^2 / ||phi0||^2 with C the layer weight: {IJCV_DATA_WEIGHT:g} where\n"
-                  f"#   none is given (the largest of the paper's 1/20/100/300: smaller ones do not converge here).\n"
-                  f"#   Not reproduced: their exact AdaGrad-like step (see featinv.optim.recipes).\n")
+        values = {
+            "optimizer": "adam",
+            "momentum_reset": True,
+            "lr": 0.02,
+            "schedule": "piecewise:300x1,50x0.1",
+            "steps": 350,
+            "prior_space": "network",
+            "tv_kind": "vector",
+            "tv_beta": 2.0,
+            "tv": (6.5 / SIGMA) ** 2,
+            "alpha": 6.0,
+            "alpha_norm": (1 / SIGMA) ** 6,
+            "pixel_bound": 2 * SIGMA,
+            "jitter": jitter,
+            "jitter_off_last": 50,
+            "clamp": True,
+            "param": "pixel",
+            "transforms": "none",
+            "recipe": name,
+        }
+        header = (
+            f"# recipe mahendran2016 (IJCV 2016, aravindhm/nnpreimage core/get_defaults.m, "
+            f"core/nnpreimage.m, experiments/get_preimage_opts.m):\n"
+            f"#   sigma {SIGMA:g}, alpha 6 with lambda (1/sigma)^6, TV^2 with lambda (6.5/sigma)^2, pixel bound "
+            f"B = {2 * SIGMA:g};\n"
+            f"#   300 steps then 50 at 0.1x the lr; their AdaGrad-like momentum step is stood in for by\n"
+            f"#   Adam with lr 0.02, restarted at the lr drop (featinv choices: plain SGD with their lr\n"
+            f"#   oscillates; Adam's moments from the jittered steps slow the last 50);\n"
+            f"#   jitter max(round(stride/4), 1) = {jitter} (stride {stride}), off for the last 50 steps;\n"
+            f"#   data term C * ||phi - phi0||^2 / ||phi0||^2 with C the layer weight: {IJCV_DATA_WEIGHT:g} where\n"
+            f"#   none is given (the largest of the paper's 1/20/100/300: smaller ones do not converge here).\n"
+            f"#   Not reproduced: their exact AdaGrad-like step (see featinv.optim.recipes).\n"
+        )
     return values, header
 
 
-def with_recipe(low: dict[str, Any], high: dict[str, Any], where: str = "config",
-                models: dict | None = None) -> tuple[Any, str]:
+def with_recipe(
+    low: dict[str, Any], high: dict[str, Any], where: str = "config", models: dict | None = None
+) -> tuple[Any, str]:
     """The config of ``low < recipe values < high`` (the recipe named in either), and its header.
 
     ``models`` caches loaded networks across calls (sweeps expand many trials).
@@ -133,6 +170,8 @@ def with_recipe(low: dict[str, Any], high: dict[str, Any], where: str = "config"
     values, header = recipe_values(config.recipe, model.module, layers, config.size)
     merged = {**low, **values, **high}
     if config.recipe == "mahendran2016":  # C on each layer given without a weight (see IJCV_DATA_WEIGHT)
-        merged["layers"] = [spec if spec.endswith(":1") or LayerRequest.parse(spec).weight != 1
-                            else f"{spec}:{IJCV_DATA_WEIGHT:g}" for spec in layers]
+        merged["layers"] = [
+            spec if spec.endswith(":1") or LayerRequest.parse(spec).weight != 1 else f"{spec}:{IJCV_DATA_WEIGHT:g}"
+            for spec in layers
+        ]
     return from_dict(merged, where=where), header

@@ -6,6 +6,7 @@ the numbers that go into ``summary.json``.
 >>> round(s["psnr"], 1), s["ijcv_error"]["relu3_3"], s["final_loss"]
 (20.0, 0.2, 1.0)
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,7 @@ import torch
 from .. import metrics
 from ..config import InvertConfig
 
-
-FINISHED = ("done", "diverged")       # the run ended: its result is final, a resume reuses it
+FINISHED = ("done", "diverged")  # the run ended: its result is final, a resume reuses it
 HAS_IMAGE = (*FINISHED, "interrupted")  # it left a final image (an interrupted run can resume)
 
 
@@ -34,35 +34,41 @@ class RestartSummary(TypedDict):
 class Summary(TypedDict):
     """``summary.json``: how the run ended and how good the result is."""
 
-    status: str                       # done | interrupted | diverged
+    status: str  # done | interrupted | diverged
     steps: int
-    psnr: float                       # against the target at the model's input size, dB
+    psnr: float  # against the target at the model's input size, dB
     ssim: float
-    feature_error: dict[str, float]   # ||phi(x) - phi0||^2 / ||phi0||^2 per layer
+    feature_error: dict[str, float]  # ||phi(x) - phi0||^2 / ||phi0||^2 per layer
     feature_error_total: float
-    ijcv_error: dict[str, float]      # its square root (the IJCV paper's measure)
-    seconds_per_step: float           # median over the steps after the first
+    ijcv_error: dict[str, float]  # its square root (the IJCV paper's measure)
+    seconds_per_step: float  # median over the steps after the first
     seconds_total: float
     final_loss: float
-    batch_size: int                   # images sharing each forward pass
+    batch_size: int  # images sharing each forward pass
     memory_mb: float
     model: str
     pretrained: bool
     layers: list[str]
-    param: str | None                 # pixel | fourier | pyramid | dip | custom (a module of the user's)
+    param: str | None  # pixel | fourier | pyramid | dip | custom (a module of the user's)
     device: str
-    message: NotRequired[str]                     # why it diverged
-    restarts: NotRequired[list[RestartSummary]]   # every restart, when there were several
+    message: NotRequired[str]  # why it diverged
+    restarts: NotRequired[list[RestartSummary]]  # every restart, when there were several
     best_seed: NotRequired[int]
-    diversity: NotRequired[dict[str, float]]      # their spread (see featinv.optim.diversity), with --diversity
-    channels: NotRequired[str]                    # the channels inverted (--channels)
-    window: NotRequired[dict[str, Any]]           # the cells inverted and the pixels they see (--window)
-    param_module: NotRequired[str]                # the class of a parameterisation of the user's (param custom)
-    objective: NotRequired[str]                   # an objective of the user's, as written (featinv.invert)
+    diversity: NotRequired[dict[str, float]]  # their spread (see featinv.optim.diversity), with --diversity
+    channels: NotRequired[str]  # the channels inverted (--channels)
+    window: NotRequired[dict[str, Any]]  # the cells inverted and the pixels they see (--window)
+    param_module: NotRequired[str]  # the class of a parameterisation of the user's (param custom)
+    objective: NotRequired[str]  # an objective of the user's, as written (featinv.invert)
 
 
-def summarize(image: torch.Tensor, target: torch.Tensor, errors: dict[str, float],
-              history: list[dict[str, float]], status: str, **context: Any) -> Summary:
+def summarize(
+    image: torch.Tensor,
+    target: torch.Tensor,
+    errors: dict[str, float],
+    history: list[dict[str, float]],
+    status: str,
+    **context: Any,
+) -> Summary:
     """The summary of a result ``image`` against ``target`` (``[3, H, W]``) with its feature
     ``errors`` and log; ``context`` fills the descriptive fields (model, layers, device, ...)."""
     times = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history] or [math.nan]
@@ -105,9 +111,11 @@ class Result:
     def caption(self) -> str:
         """One line of numbers: layers, status, steps, PSNR, SSIM, feature error."""
         s = self.summary
-        return (f"{s.get('model', self.config.model)} {', '.join(s.get('layers', []))}: {self.status} after "
-                f"{self.steps} steps; PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
-                f"feature error {s['feature_error_total']:.4g}")
+        return (
+            f"{s.get('model', self.config.model)} {', '.join(s.get('layers', []))}: {self.status} after "
+            f"{self.steps} steps; PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
+            f"feature error {s['feature_error_total']:.4g}"
+        )
 
     def side_by_side(self) -> torch.Tensor:
         """Target and reconstruction next to each other, ``[3, H, 2W + 4]`` (a white gap)."""
@@ -118,6 +126,7 @@ class Result:
         import io
 
         from ..files import to_pil
+
         buf = io.BytesIO()
         to_pil(self.side_by_side()).save(buf, format="PNG")
         return buf.getvalue()
@@ -125,7 +134,10 @@ class Result:
     def _repr_html_(self) -> str:
         import base64
         import html
+
         png = base64.b64encode(self._repr_png_()).decode("ascii")
-        return (f'<figure style="margin:0"><img src="data:image/png;base64,{png}" '
-                f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
-                f"<figcaption>target | reconstruction<br>{html.escape(self.caption())}</figcaption></figure>")
+        return (
+            f'<figure style="margin:0"><img src="data:image/png;base64,{png}" '
+            f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
+            f"<figcaption>target | reconstruction<br>{html.escape(self.caption())}</figcaption></figure>"
+        )

@@ -12,6 +12,7 @@ L-BFGS is its own kind: one member, a closure evaluated several times per step.
 >>> s.set_lrs(1, [True])
 [0.05]
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..config import InvertConfig
+from ..config import InvertConfig, resolved
 from ..schedules import Schedule
 
 
@@ -35,27 +36,37 @@ class Stepper:
         self.lbfgs = kind == "lbfgs"
         if self.lbfgs:
             self.optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                self.members[0], lr=self.configs[0].lr, max_iter=1, history_size=20)
+                self.members[0], lr=resolved(self.configs[0].lr, "lr"), max_iter=1, history_size=20
+            )
             self.group_of = [0]
         else:
             keys = [(c.lr, c.schedule, c.momentum, c.momentum_reset) for c in self.configs]
             distinct = list(dict.fromkeys(keys))
             self.group_of = [distinct.index(k) for k in keys]
-            groups = [{"params": [t for m, g in zip(self.members, self.group_of) if g == j for t in m],
-                       "lr": lr, "momentum": momentum} for j, (lr, _, momentum, _) in enumerate(distinct)]
+            groups = [
+                {
+                    "params": [t for m, g in zip(self.members, self.group_of) if g == j for t in m],
+                    "lr": lr,
+                    "momentum": momentum,
+                }
+                for j, (lr, _, momentum, _) in enumerate(distinct)
+            ]
             if kind == "adam":  # fused: one kernel per group (CPU: 49 -> 40 us at batch 1, 228 -> 161 at 8 groups)
                 groups = [{k: v for k, v in g.items() if k != "momentum"} for g in groups]
                 self.optimizer = torch.optim.Adam(groups, fused=True)
             else:
-                self.optimizer = torch.optim.SGD(groups, lr=self.configs[0].lr)
-        self.group_members = [[i for i, g in enumerate(self.group_of) if g == j]
-                              for j in range(len(self.optimizer.param_groups))]
+                self.optimizer = torch.optim.SGD(groups, lr=resolved(self.configs[0].lr, "lr"))
+        self.group_members = [
+            [i for i, g in enumerate(self.group_of) if g == j] for j in range(len(self.optimizer.param_groups))
+        ]
 
     def set_lrs(self, step: int, active: Sequence[bool]) -> list[float]:
         """Set each group's learning rate for 0-based ``step``; returns each member's (0 if stopped).
         Momentum restarts at each lr change for configs that ask (the CVPR code's reset)."""
-        lrs = [c.lr * s.factor(step, c.steps) if on else 0.0
-               for c, s, on in zip(self.configs, self.schedules, active)]
+        lrs = [
+            resolved(c.lr, "lr") * s.factor(step, c.steps) if on else 0.0
+            for c, s, on in zip(self.configs, self.schedules, active)
+        ]
         for group, members in zip(self.optimizer.param_groups, self.group_members):
             lr = max(lrs[i] for i in members)  # equal for active members; stopped ones get no gradient
             if self.configs[members[0]].momentum_reset and group["lr"] != lr and step > 0:
@@ -71,7 +82,7 @@ class Stepper:
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
         """One update (L-BFGS evaluates ``closure`` as often as it needs)."""
         if self.lbfgs:
-            self.optimizer.step(closure)
+            self.optimizer.step(closure)  # type: ignore[arg-type]  # torch types step() without a closure
         else:
             self.optimizer.step()
 
@@ -79,10 +90,17 @@ class Stepper:
         """Member ``index``'s optimiser state and hyperparameters, as a one-group optimiser
         state dict (tensors numbered in the member's order)."""
         group = self.optimizer.param_groups[self.group_of[index]]
-        state = {j: copy.deepcopy(self.optimizer.state[t]) for j, t in enumerate(self.members[index])
-                 if t in self.optimizer.state}
-        return {"state": state, "param_groups": [{**{k: v for k, v in group.items() if k != "params"},
-                                                  "params": list(range(len(self.members[index])))}]}
+        state = {
+            j: copy.deepcopy(self.optimizer.state[t])
+            for j, t in enumerate(self.members[index])
+            if t in self.optimizer.state
+        }
+        return {
+            "state": state,
+            "param_groups": [
+                {**{k: v for k, v in group.items() if k != "params"}, "params": list(range(len(self.members[index])))}
+            ],
+        }
 
     def load_state_dicts(self, states: Sequence[dict[str, Any]]) -> None:
         """Put back every member's state from :meth:`state_dict` (members of one group must

@@ -15,6 +15,7 @@ torch.Size([1, 3, 16, 16])
 >>> str(t)
 'jitter=2,scale=0.1,rotate=5'
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..specs import DEFAULT_AMOUNTS, KINDS
 from ..specs import parse_transforms as parse_spec
+
 
 def jitter(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Shift ``[B, C, H, W]`` images by ``(dy, dx)`` pixels, wrapping around (IJCV's jitter)."""
@@ -48,7 +49,7 @@ class Transforms:
         self.generator = torch.Generator().manual_seed(seed)
 
     @classmethod
-    def parse(cls, text: str | None, seed: int = 0) -> "Transforms":
+    def parse(cls, text: str | None, seed: int = 0) -> Transforms:
         return cls(parse_spec(text), seed)
 
     def __bool__(self) -> bool:

@@ -5,6 +5,7 @@ PSNR, SSIM and feature error, as ``DIR/report.html`` (+ ``report.md``) and the i
 ``DIR/compare.png``. A sweep folder stands for its trials. Runs of the same photo are ranked: which
 keeps the most of it (PSNR and SSIM), which network or layer the least.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,10 +26,13 @@ def run_folders(paths: list[Path]) -> list[Path]:
             out.append(path)
         elif (path / "trials.csv").is_file():
             from .pages import read_trials
+
             out += [r.folder for r in read_trials(path)[1] if (r.folder / "summary.json").is_file()]
         else:
-            raise RunFolderError(f"nothing to compare in {str(path)!r}: expected a run folder (summary.json) "
-                                 f"or a sweep folder (trials.csv)")
+            raise RunFolderError(
+                f"nothing to compare in {str(path)!r}: expected a run folder (summary.json) "
+                f"or a sweep folder (trials.csv)"
+            )
     if len(out) < 2:
         raise RunFolderError(f"compare needs at least two runs, got {len(out)}")
     return out
@@ -62,9 +66,14 @@ def findings(runs: list[RunRecord]) -> str:
         sentences.append(
             f"Of {photo}, {label(best)} keeps the most ({best.summary['psnr']:.1f} dB, SSIM "
             f"{best.summary['ssim']:.2f}) and {label(worst)} the least ({worst.summary['psnr']:.1f} dB, SSIM "
-            f"{worst.summary['ssim']:.2f})" + ("; SSIM ranks them differently" if
-                                               max(group, key=lambda r: r.summary.get("ssim", -1)) is not best else "")
-            + ".")
+            f"{worst.summary['ssim']:.2f})"
+            + (
+                "; SSIM ranks them differently"
+                if max(group, key=lambda r: r.summary.get("ssim", -1)) is not best
+                else ""
+            )
+            + "."
+        )
     return " ".join(sentences) or "The runs are of different photos: no ranking."
 
 
@@ -73,8 +82,9 @@ def compare(paths: list[Path], out: Path) -> Path:
     runs = [read_run(folder, name=_name(folder)) for folder in run_folders(paths)]
     out = Path(out)
     if out.is_dir() and any(out.iterdir()) and not (out / "compare.png").is_file():
-        raise RunFolderError(f"{str(out)!r} exists and is not a comparison: choose another --out "
-                             f"(nothing was overwritten)")
+        raise RunFolderError(
+            f"{str(out)!r} exists and is not a comparison: choose another --out (nothing was overwritten)"
+        )
     tiles, captions = [], []
     for k, r in enumerate(runs):
         result, target = files.read_image(r.folder / "final.png"), files.read_image(r.folder / "target.png")
@@ -83,14 +93,27 @@ def compare(paths: list[Path], out: Path) -> Path:
         files.save_image(diff, diff_path)
         s = r.summary
         tiles += [r.folder / "target.png", r.folder / "final.png", diff_path]
-        captions += [f"{label(r)}\ntarget", f"result\nPSNR {s.get('psnr', math.nan):.1f} dB, "
-                     f"SSIM {s.get('ssim', math.nan):.2f}", f"|result - target| x{DIFF_GAIN:g}"]
+        captions += [
+            f"{label(r)}\ntarget",
+            f"result\nPSNR {s.get('psnr', math.nan):.1f} dB, SSIM {s.get('ssim', math.nan):.2f}",
+            f"|result - target| x{DIFF_GAIN:g}",
+        ]
     grid = grid_figure(tiles, captions, "Target, result, difference", "compare", columns=3)
     files.write_bytes(out / "compare.png", grid.png)
-    table = Table(["run", "what", "PSNR dB", "SSIM", "feature error", "ms/step", "status"],
-                  [[r.name, label(r), r.summary.get("psnr", math.nan), r.summary.get("ssim", math.nan),
-                    r.summary.get("feature_error_total", math.nan), r.summary.get("seconds_per_step", math.nan) * 1000,
-                    r.summary.get("status", "?")] for r in runs])
+    table = Table(
+        ["run", "what", "PSNR dB", "SSIM", "feature error", "ms/step", "status"],
+        [
+            [
+                r.name,
+                label(r),
+                r.summary.get("psnr", math.nan),
+                r.summary.get("ssim", math.nan),
+                r.summary.get("feature_error_total", math.nan),
+                r.summary.get("seconds_per_step", math.nan) * 1000,
+                r.summary.get("status", "?"),
+            ]
+            for r in runs
+        ],
+    )
     blocks = [findings(runs), table, grid]
     return write_report(out, f"featinv compare: {len(runs)} runs", [Section("Runs side by side", blocks)])
-

@@ -6,6 +6,7 @@ rendered twice from the same structure: HTML with every image embedded (opens wi
 network) and Markdown whose images live in ``report_files/``. Figures are drawn with
 matplotlib; findings are sentences written from the measured numbers.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,11 @@ def read_trials(folder: Path) -> tuple[list[dict[str, str]], list[RunRecord]]:
     """A sweep folder's trials.csv rows and the run records of its trials (in csv order)."""
     with open(Path(folder) / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    runs = [read_run(Path(folder) / "trials" / r["name"]) for r in rows
-            if (Path(folder) / "trials" / r["name"] / "config.yaml").is_file()]
+    runs = [
+        read_run(Path(folder) / "trials" / r["name"])
+        for r in rows
+        if (Path(folder) / "trials" / r["name"] / "config.yaml").is_file()
+    ]
     return rows, runs
 
 
@@ -83,7 +87,7 @@ class Table:
 @dataclass
 class Section:
     title: str
-    blocks: list[Any] = field(default_factory=list)   # str (paragraph) | Table | Figure | ("code", text)
+    blocks: list[Any] = field(default_factory=list)  # str (paragraph) | Table | Figure | ("code", text)
     level: int = 2
 
 
@@ -107,6 +111,7 @@ def _png(fig: Any) -> bytes:
 def _figure(**kwargs: Any) -> Any:
     """A matplotlib figure outside pyplot: no backend to switch, no global figure list to close."""
     from matplotlib.figure import Figure as MplFigure
+
     return MplFigure(**kwargs)
 
 
@@ -135,6 +140,7 @@ def curves_figure(runs: list[RunRecord], title: str, name: str, labels: list[str
 def grid_figure(images: list[Path], captions: list[str], title: str, name: str, columns: int = 5) -> Figure:
     """Images side by side, each with its caption under it."""
     from PIL import Image
+
     n = len(images)
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
@@ -156,6 +162,7 @@ CAPTION_WIDTH = 34  # characters that fit under one image of a grid (fontsize 7,
 def strip_figure(images: list[Path], captions: list[str], title: str, name: str) -> Figure:
     """Wide images (a row of tiles each) one under the other, each with its caption above it."""
     from PIL import Image
+
     fig = _figure(figsize=(10, 1.9 * len(images) + 0.4), layout="constrained")
     axes = fig.subplots(len(images), 1, squeeze=False)
     for ax, path, caption in zip(axes.flat, images, captions):
@@ -179,6 +186,7 @@ def run_caption(run: RunRecord, keys: list[str]) -> str:
     PSNR 20.0 dB, SSIM 0.50
     """
     import textwrap
+
     s = run.summary
     lines = []
     for k in keys:
@@ -200,18 +208,34 @@ SUMMARY_KEYS = ("status", "steps", "psnr", "ssim", "feature_error_total", "secon
 
 def run_sections(run: RunRecord, prefix: str = "run") -> list[Section]:
     s = run.summary
-    blocks: list[Any] = [Table(["metric", "value"], [[k, fmt(s.get(k, ""))] for k in SUMMARY_KEYS]
-                               + [[f"feature error {k}", fmt(v)] for k, v in s.get("feature_error", {}).items()])]
-    blocks.append(grid_figure([run.folder / "target.png", run.folder / "final.png"],
-                              ["target", f"result ({s.get('status', '?')})"], f"{run.name}: target and result",
-                              f"{prefix}_result"))
+    blocks: list[Any] = [
+        Table(
+            ["metric", "value"],
+            [[k, fmt(s.get(k, ""))] for k in SUMMARY_KEYS]
+            + [[f"feature error {k}", fmt(v)] for k, v in s.get("feature_error", {}).items()],
+        )
+    ]
+    blocks.append(
+        grid_figure(
+            [run.folder / "target.png", run.folder / "final.png"],
+            ["target", f"result ({s.get('status', '?')})"],
+            f"{run.name}: target and result",
+            f"{prefix}_result",
+        )
+    )
     blocks.append(curves_figure([run], "Loss", f"{prefix}_curve"))
     blocks += analysis_blocks(run, prefix)
     snaps = run.snapshots
     if snaps:
         pick = snaps if len(snaps) <= 10 else [snaps[round(i * (len(snaps) - 1) / 9)] for i in range(10)]
-        blocks.append(grid_figure(pick, [p.stem.replace("step_", "step ").lstrip("0") for p in pick],
-                                  "Snapshot progression", f"{prefix}_snapshots"))
+        blocks.append(
+            grid_figure(
+                pick,
+                [p.stem.replace("step_", "step ").lstrip("0") for p in pick],
+                "Snapshot progression",
+                f"{prefix}_snapshots",
+            )
+        )
     blocks.append(run_findings(run))
     blocks.append(("code", (run.folder / "config.yaml").read_text() if (run.folder / "config.yaml").is_file() else ""))
     return [Section(f"Run {run.name}", blocks)]
@@ -224,26 +248,37 @@ def _png_file(path: Path) -> bytes:
 def analysis_blocks(run: RunRecord, prefix: str = "run") -> list[Any]:
     """What a run with --diversity, --window or --channels has beyond its image (see featinv.optim.masks,
     featinv.optim.diversity, featinv.nets.receptive)."""
-    s, blocks = run.summary, []
+    s, blocks = run.summary, list[Any]()
     spread = s.get("diversity")
     if spread and (run.folder / "diversity.png").is_file():
         seeds = ", ".join(str(r["seed"]) for r in s.get("restarts", []))
-        blocks.append(Figure(_png_file(run.folder / "diversity.png"),
-                             f"Diversity: the restarts (seeds {seeds}), their mean and the per-pixel standard "
-                             f"deviation (black: every restart agrees; bright: the layer leaves it open). Mean "
-                             f"std {spread['pixel_std_mean']:.3f}, mean pairwise RMSE "
-                             f"{spread['mean_pairwise_rmse']:.3f}.", f"{prefix}_diversity"))
+        blocks.append(
+            Figure(
+                _png_file(run.folder / "diversity.png"),
+                f"Diversity: the restarts (seeds {seeds}), their mean and the per-pixel standard "
+                f"deviation (black: every restart agrees; bright: the layer leaves it open). Mean "
+                f"std {spread['pixel_std_mean']:.3f}, mean pairwise RMSE "
+                f"{spread['mean_pairwise_rmse']:.3f}.",
+                f"{prefix}_diversity",
+            )
+        )
     window = s.get("window")
     if window and (run.folder / "window.png").is_file():
         top, left, bottom, right = window["pixels"]
-        blocks.append(Figure(_png_file(run.folder / "window.png"),
-                             f"Window {window['cells']} of {window['layer']}: its cells see pixels {top}-{bottom} "
-                             f"(rows) x {left}-{right} (columns); one cell's receptive field is "
-                             f"{window['receptive_field_px']:g} px, cells are {window['cell_stride_px']:g} px apart.",
-                             f"{prefix}_window"))
+        blocks.append(
+            Figure(
+                _png_file(run.folder / "window.png"),
+                f"Window {window['cells']} of {window['layer']}: its cells see pixels {top}-{bottom} "
+                f"(rows) x {left}-{right} (columns); one cell's receptive field is "
+                f"{window['receptive_field_px']:g} px, cells are {window['cell_stride_px']:g} px apart.",
+                f"{prefix}_window",
+            )
+        )
     if s.get("channels"):
-        blocks.append(f"Only channels {s['channels']} of the layers were inverted (--channels); the feature "
-                      f"error is measured on them.")
+        blocks.append(
+            f"Only channels {s['channels']} of the layers were inverted (--channels); the feature "
+            f"error is measured on them."
+        )
     return blocks
 
 
@@ -252,10 +287,12 @@ def run_findings(run: RunRecord) -> str:
     if not h:
         return "The run logged no steps."
     first, last = feature_loss(h[0]), feature_loss(h[-1])
-    text = (f"Over {len(h)} steps the normalised feature loss fell from {first:.3g} to {last:.3g} "
-            f"({first / max(last, 1e-12):.0f}× lower); the result is {s.get('psnr', math.nan):.1f} dB PSNR "
-            f"and {s.get('ssim', math.nan):.2f} SSIM against the target, at "
-            f"{s.get('seconds_per_step', math.nan) * 1000:.0f} ms per step.")
+    text = (
+        f"Over {len(h)} steps the normalised feature loss fell from {first:.3g} to {last:.3g} "
+        f"({first / max(last, 1e-12):.0f}× lower); the result is {s.get('psnr', math.nan):.1f} dB PSNR "
+        f"and {s.get('ssim', math.nan):.2f} SSIM against the target, at "
+        f"{s.get('seconds_per_step', math.nan) * 1000:.0f} ms per step."
+    )
     if s.get("status") != "done":
         text += f" Status: {s.get('status')}. {s.get('message', '')}"
     return text
@@ -264,7 +301,7 @@ def run_findings(run: RunRecord) -> str:
 def varying_keys(runs: list[RunRecord]) -> list[str]:
     """Config keys whose value differs between the runs (what the sweep varied)."""
     keys = []
-    for key in (runs[0].config if runs else {}):
+    for key in runs[0].config if runs else {}:
         if len({json.dumps(r.config.get(key), sort_keys=True) for r in runs}) > 1:
             keys.append(key)
     return keys
@@ -297,18 +334,20 @@ def sweep_findings(runs: list[RunRecord], rows: list[dict[str, str]]) -> str:
     closest = min(finished, key=lambda r: r.summary["feature_error_total"])
     fast = min(finished, key=lambda r: r.summary["seconds_per_step"])
     slow = max(finished, key=lambda r: r.summary["seconds_per_step"])
-    text = (f"{len(finished)} of {len(rows)} trials finished. Best PSNR: {best.name} "
-            f"({best.summary['psnr']:.1f} dB, SSIM {best.summary['ssim']:.2f}); worst: {worst.name} "
-            f"({worst.summary['psnr']:.1f} dB). Lowest normalised feature error: {closest.name} "
-            f"({closest.summary['feature_error_total']:.3g}).")
+    text = (
+        f"{len(finished)} of {len(rows)} trials finished. Best PSNR: {best.name} "
+        f"({best.summary['psnr']:.1f} dB, SSIM {best.summary['ssim']:.2f}); worst: {worst.name} "
+        f"({worst.summary['psnr']:.1f} dB). Lowest normalised feature error: {closest.name} "
+        f"({closest.summary['feature_error_total']:.3g})."
+    )
     lo, hi = fast.summary["seconds_per_step"], slow.summary["seconds_per_step"]
     batch = max(r.summary.get("batch_size", 1) for r in finished)
     if hi <= 1.1 * lo:
         text += f" Every trial ran at about {lo * 1000:.0f} ms/step" + (
-            f" (its share of batches of up to {batch} trials)." if batch > 1 else ".")
+            f" (its share of batches of up to {batch} trials)." if batch > 1 else "."
+        )
     else:
-        text += (f" Speed ranged from {lo * 1000:.0f} ms/step ({fast.name}) to {hi * 1000:.0f} ms/step "
-                 f"({slow.name}).")
+        text += f" Speed ranged from {lo * 1000:.0f} ms/step ({fast.name}) to {hi * 1000:.0f} ms/step ({slow.name})."
     if failed:
         text += f" {len(failed)} failed: " + "; ".join(f"{r['name']} ({r['error'][:80]})" for r in failed) + "."
     diverged = [r.name for r in runs if r.summary.get("status") == "diverged"]
@@ -317,8 +356,13 @@ def sweep_findings(runs: list[RunRecord], rows: list[dict[str, str]]) -> str:
     return text
 
 
-def sweep_sections(folder: Path, title: str, prefix: str = "sweep", intro: str = "",
-                   trials: tuple[list[dict[str, str]], list[RunRecord]] | None = None) -> list[Section]:
+def sweep_sections(
+    folder: Path,
+    title: str,
+    prefix: str = "sweep",
+    intro: str = "",
+    trials: tuple[list[dict[str, str]], list[RunRecord]] | None = None,
+) -> list[Section]:
     """The section of a sweep folder; ``trials`` (from :func:`read_trials`) if already read."""
     rows, runs = trials or read_trials(folder)
     keys = varying_keys(runs)
@@ -326,10 +370,22 @@ def sweep_sections(folder: Path, title: str, prefix: str = "sweep", intro: str =
     blocks: list[Any] = [intro] if intro else []
     blocks.append(sweep_findings(runs, rows))
     if shown:
-        blocks.append(curves_figure(shown, "Convergence", f"{prefix}_curves",
-                                    labels=[", ".join(f"{k}={fmt(r.config.get(k))}" for k in keys) or r.name for r in shown]))
-        blocks.append(grid_figure([r.folder / "final.png" for r in shown], [run_caption(r, keys) for r in shown],
-                                  "Reconstructions", f"{prefix}_grid"))
+        blocks.append(
+            curves_figure(
+                shown,
+                "Convergence",
+                f"{prefix}_curves",
+                labels=[", ".join(f"{k}={fmt(r.config.get(k))}" for k in keys) or r.name for r in shown],
+            )
+        )
+        blocks.append(
+            grid_figure(
+                [r.folder / "final.png" for r in shown],
+                [run_caption(r, keys) for r in shown],
+                "Reconstructions",
+                f"{prefix}_grid",
+            )
+        )
     blocks.append(sweep_table(rows) if rows else "No trials.")
     if (folder / "sweep.yaml").is_file():
         blocks.append(("code", (folder / "sweep.yaml").read_text()))
@@ -355,8 +411,10 @@ b.setAttribute('data-height',document.documentElement.scrollHeight);});"""
 
 
 def to_html(title: str, sections: list[Section]) -> str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     for s in sections:
         out.append(f"<section id='{html.escape(_slug(s.title))}'><h{s.level}>{html.escape(s.title)}</h{s.level}>")
         for b in s.blocks:
@@ -368,8 +426,10 @@ def to_html(title: str, sections: list[Section]) -> str:
                 out.append("</table>")
             elif isinstance(b, Figure):
                 data = base64.b64encode(b.png).decode()
-                out.append(f"<figure><img alt='{html.escape(b.name)}' src='data:image/png;base64,{data}'>"
-                           f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+                out.append(
+                    f"<figure><img alt='{html.escape(b.name)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+                )
             elif isinstance(b, tuple) and b[0] == "code":
                 out.append(f"<pre>{html.escape(b[1])}</pre>")
         out.append("</section>")
@@ -387,7 +447,9 @@ def to_markdown(title: str, sections: list[Section]) -> str:
             elif isinstance(b, Table):
                 out.append("| " + " | ".join(map(str, b.headers)) + " |")
                 out.append("|" + "---|" * len(b.headers))
-                out += ["| " + " | ".join(fmt(c).replace("|", "/").replace("\n", " ") for c in r) + " |" for r in b.rows]
+                out += [
+                    "| " + " | ".join(fmt(c).replace("|", "/").replace("\n", " ") for c in r) + " |" for r in b.rows
+                ]
                 out.append("")
             elif isinstance(b, Figure):
                 out += [f"![{b.name}]({REPORT_FILES}/{b.name}.png)", f"*{b.caption}*", ""]

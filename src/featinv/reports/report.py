@@ -4,6 +4,7 @@ a screenshot of the page in headless Chromium.
 The pages are made by :mod:`featinv.reports.pages` (runs, sweeps) and :mod:`featinv.reports.study_pages` (the study's
 questions); this module picks by what the folder holds and writes them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from .study_pages import study_sections
 def kind_of(folder: Path) -> str:
     """'study', 'sweep' or 'run' (or raise)."""
     from ..errors import RunFolderError
+
     folder = Path(folder)
     if (folder / "study.json").is_file():
         return "study"
@@ -22,8 +24,10 @@ def kind_of(folder: Path) -> str:
         return "sweep"
     if (folder / "summary.json").is_file():
         return "run"
-    raise RunFolderError(f"nothing to report in {str(folder)!r}: expected a run folder (summary.json), "
-                         f"a sweep folder (trials.csv) or a study folder (study.json)")
+    raise RunFolderError(
+        f"nothing to report in {str(folder)!r}: expected a run folder (summary.json), "
+        f"a sweep folder (trials.csv) or a study folder (study.json)"
+    )
 
 
 def report(folder: str | Path) -> Path:
@@ -40,12 +44,21 @@ def report(folder: str | Path) -> Path:
 
 def find_chromium() -> str | None:
     import shutil
+
     return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def chromium(html_path: Path, *extra: str, timeout: float = 120) -> str:
@@ -54,13 +67,17 @@ def chromium(html_path: Path, *extra: str, timeout: float = 120) -> str:
     import tempfile
 
     from ..errors import FeatinvError
+
     exe = find_chromium()
     if exe is None:
         raise FeatinvError("no Chromium found: install it (Debian: apt-get install chromium) to take screenshots")
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra,
-                               Path(html_path).resolve().as_uri()],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, Path(html_path).resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if proc.returncode != 0:
         raise FeatinvError(f"Chromium failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
     return proc.stdout
@@ -72,6 +89,7 @@ MAX_SCREENSHOT = 16_000  # px: Chromium's headless screenshots come back blank b
 def page_height(html_path: Path, width: int) -> int | None:
     """The rendered height of a report page at ``width`` (from the mark its script leaves)."""
     import re
+
     dom = chromium(html_path, "--dump-dom", "--virtual-time-budget=5000", f"--window-size={width},1000")
     found = re.search(r'data-height="(\d+)"', dom)
     return int(found.group(1)) if found else None

@@ -1,5 +1,6 @@
 """The seed study's report: each question's findings (named from the numbers), Q4's speed and
 quality table, Q3's diversity row and each network's structure (the runs: :mod:`featinv.experiments.study`)."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
-from ..optim.results import FINISHED
 from ..experiments.study import QUESTIONS
+from ..optim.results import FINISHED
+from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
 
 
 def _finished(runs: list[RunRecord]) -> list[RunRecord]:
@@ -26,9 +27,11 @@ def q1_findings(runs: list[RunRecord]) -> str:
 
     best = min(runs, key=lambda r: feature_loss(r.history[-1]))
     worst = max(runs, key=lambda r: feature_loss(r.history[-1]))
-    text = (f"Best setting by final normalised feature loss: {label(best)} "
-            f"({feature_loss(best.history[-1]):.3g}, PSNR {best.summary['psnr']:.1f} dB); worst: {label(worst)} "
-            f"({feature_loss(worst.history[-1]):.3g}).")
+    text = (
+        f"Best setting by final normalised feature loss: {label(best)} "
+        f"({feature_loss(best.history[-1]):.3g}, PSNR {best.summary['psnr']:.1f} dB); worst: {label(worst)} "
+        f"({feature_loss(worst.history[-1]):.3g})."
+    )
     level = 2 * feature_loss(best.history[-1])  # a common bar: twice the best final loss
     reached = []
     for r in runs:
@@ -60,11 +63,16 @@ def q2_findings(runs: list[RunRecord]) -> str:
             gain = best.summary["psnr"] - tvs[0.0].summary["psnr"]
             none_err = tvs[0.0].summary["feature_error_total"]
             strong_err = max(done, key=lambda r: r.config["tv"]).summary["feature_error_total"]
-            effect = ("so the smoother image matches the features less closely" if strong_err > none_err
-                      else "so here TV also helped the optimiser reach closer features")
-            text += (f" The best weight ({fmt(best.config['tv'])}) is {gain:+.1f} dB against no TV. The "
-                     f"normalised feature error goes from {none_err:.3g} without TV to {strong_err:.3g} with "
-                     f"the strongest, {effect}.")
+            effect = (
+                "so the smoother image matches the features less closely"
+                if strong_err > none_err
+                else "so here TV also helped the optimiser reach closer features"
+            )
+            text += (
+                f" The best weight ({fmt(best.config['tv'])}) is {gain:+.1f} dB against no TV. The "
+                f"normalised feature error goes from {none_err:.3g} without TV to {strong_err:.3g} with "
+                f"the strongest, {effect}."
+            )
     return text
 
 
@@ -77,30 +85,44 @@ def q3_findings(runs: list[RunRecord]) -> str:
         if all(a > b for a, b in zip(psnrs, psnrs[1:])):
             text += f" PSNR falls steadily with depth ({names}): deeper layers keep less of the exact image."
         else:
-            text += f" PSNR does not fall steadily with depth here ({', '.join(f'{p:.1f}' for p in psnrs)} dB along {names})."
-    spreads = [(r.config["layers"][0], r.summary["diversity"]["pixel_std_mean"]) for r in single
-               if r.summary.get("diversity")]
+            values = ", ".join(f"{p:.1f}" for p in psnrs)
+            text += f" PSNR does not fall steadily with depth here ({values} dB along {names})."
+    spreads = [
+        (r.config["layers"][0], r.summary["diversity"]["pixel_std_mean"]) for r in single if r.summary.get("diversity")
+    ]
     if len(spreads) >= 2:
-        text += (" Across three restarts each, the per-pixel spread is "
-                 + ", ".join(f"{std:.3f} at {layer}" for layer, std in spreads)
-                 + (": deeper layers leave more of the image open." if all(
-                     a < b for (_, a), (_, b) in zip(spreads, spreads[1:])) else "."))
+        text += (
+            " Across three restarts each, the per-pixel spread is "
+            + ", ".join(f"{std:.3f} at {layer}" for layer, std in spreads)
+            + (
+                ": deeper layers leave more of the image open."
+                if all(a < b for (_, a), (_, b) in zip(spreads, spreads[1:]))
+                else "."
+            )
+        )
     return text
 
 
 def diversity_row(runs: list[RunRecord]) -> Figure | None:
     """Q3's diversity row: each layer's restarts, their mean and their std map, one layer a line."""
     from .pages import strip_figure
+
     kept = [r for r in _finished(runs) if (r.folder / "diversity.png").is_file() and r.summary.get("diversity")]
     if not kept:
         return None
-    captions = [f"{'+'.join(r.config['layers'])}: three restarts, their mean, the std map "
-                f"(mean std {r.summary['diversity']['pixel_std_mean']:.3f})" for r in kept]
-    figure = strip_figure([r.folder / "diversity.png" for r in kept], captions,
-                          "What each layer leaves open", "q3_layers_diversity")
-    figure.caption = ("Diversity per layer: three reconstructions from different seeds, their mean and the "
-                      "per-pixel standard deviation (black: the restarts agree; each map is scaled to its own "
-                      "largest value, so compare the mean std in the captions across layers).")
+    captions = [
+        f"{'+'.join(r.config['layers'])}: three restarts, their mean, the std map "
+        f"(mean std {r.summary['diversity']['pixel_std_mean']:.3f})"
+        for r in kept
+    ]
+    figure = strip_figure(
+        [r.folder / "diversity.png" for r in kept], captions, "What each layer leaves open", "q3_layers_diversity"
+    )
+    figure.caption = (
+        "Diversity per layer: three reconstructions from different seeds, their mean and the "
+        "per-pixel standard deviation (black: the restarts agree; each map is scaled to its own "
+        "largest value, so compare the mean std in the captions across layers)."
+    )
     return figure
 
 
@@ -108,11 +130,22 @@ def q4_table(runs: list[RunRecord]) -> Table:
     rows = []
     for r in runs:
         s = r.summary
-        rows.append([s.get("model", r.config.get("model")), "+".join(r.config.get("layers") or []),
-                     "yes" if s.get("pretrained") else "no (random init)", s.get("seconds_per_step", math.nan) * 1000,
-                     s.get("memory_mb", math.nan), s.get("psnr", math.nan), s.get("ssim", math.nan),
-                     s.get("feature_error_total", math.nan), s.get("status", "failed")])
-    return Table(["model", "layer", "pretrained", "ms/step", "memory MB", "PSNR dB", "SSIM", "feature error", "status"], rows)
+        rows.append(
+            [
+                s.get("model", r.config.get("model")),
+                "+".join(r.config.get("layers") or []),
+                "yes" if s.get("pretrained") else "no (random init)",
+                s.get("seconds_per_step", math.nan) * 1000,
+                s.get("memory_mb", math.nan),
+                s.get("psnr", math.nan),
+                s.get("ssim", math.nan),
+                s.get("feature_error_total", math.nan),
+                s.get("status", "failed"),
+            ]
+        )
+    return Table(
+        ["model", "layer", "pretrained", "ms/step", "memory MB", "PSNR dB", "SSIM", "feature error", "status"], rows
+    )
 
 
 def q4_findings(runs: list[RunRecord]) -> str:
@@ -122,34 +155,51 @@ def q4_findings(runs: list[RunRecord]) -> str:
     fast = min(done, key=lambda r: r.summary["seconds_per_step"])
     best = max(done, key=lambda r: r.summary["psnr"])
     random = [r.summary["model"] for r in done if not r.summary.get("pretrained")]
-    text = (f"Fastest: {fast.summary['model']} at {fast.config['layers'][0]} "
-            f"({fast.summary['seconds_per_step'] * 1000:.0f} ms/step); best PSNR: {best.summary['model']} at "
-            f"{best.config['layers'][0]} ({best.summary['psnr']:.1f} dB).")
+    text = (
+        f"Fastest: {fast.summary['model']} at {fast.config['layers'][0]} "
+        f"({fast.summary['seconds_per_step'] * 1000:.0f} ms/step); best PSNR: {best.summary['model']} at "
+        f"{best.config['layers'][0]} ({best.summary['psnr']:.1f} dB)."
+    )
     by_model = {r.config["model"]: r for r in done}
     if "mobilenet_v2_offline" in by_model and "vgg16_offline" in by_model:
         res, plain = by_model["mobilenet_v2_offline"].summary["psnr"], by_model["vgg16_offline"].summary["psnr"]
-        text += (f" Both trained, at stride 4: the residual MobileNetV2 "
-                 f"{'keeps more' if res > plain else 'keeps less'} of the image than the plain VGG16 "
-                 f"({res:.1f} against {plain:.1f} dB).")
+        text += (
+            f" Both trained, at stride 4: the residual MobileNetV2 "
+            f"{'keeps more' if res > plain else 'keeps less'} of the image than the plain VGG16 "
+            f"({res:.1f} against {plain:.1f} dB)."
+        )
     if random:
-        text += (f" {', '.join(sorted(set(random)))} ran with random weights (no ImageNet weights offline; "
-                 f"pass --weights DEFAULT with internet): their images say how much the architecture alone keeps, "
-                 f"not what a trained network keeps.")
+        text += (
+            f" {', '.join(sorted(set(random)))} ran with random weights (no ImageNet weights offline; "
+            f"pass --weights DEFAULT with internet): their images say how much the architecture alone keeps, "
+            f"not what a trained network keeps."
+        )
     return text
 
 
-FINDINGS = {"q1_learning_rate": q1_findings, "q2_total_variation": q2_findings,
-            "q3_layers": q3_findings, "q4_models": q4_findings}
+FINDINGS = {
+    "q1_learning_rate": q1_findings,
+    "q2_total_variation": q2_findings,
+    "q3_layers": q3_findings,
+    "q4_models": q4_findings,
+}
 
 
 def study_sections(folder: Path) -> tuple[str, list[Section]]:
     """Title and sections of a study folder's report."""
     meta = json.loads((Path(folder) / "study.json").read_text())
-    sections = [Section("About this study", [
-        f"Reconstructions of {meta.get('image')} ({'fast version' if meta.get('fast') else 'full size'}"
-        + (f", {meta['size']} px, {meta['steps']} steps" if "size" in meta else "") + "); "
-        f"model {meta.get('model') or 'vgg16_offline (ImageNet, offline)'}. Each question below is a sweep "
-        f"whose trials are run folders under {Path(folder).name}/<question>/trials/."])]
+    sections = [
+        Section(
+            "About this study",
+            [
+                f"Reconstructions of {meta.get('image')} ({'fast version' if meta.get('fast') else 'full size'}"
+                + (f", {meta['size']} px, {meta['steps']} steps" if "size" in meta else "")
+                + "); "
+                f"model {meta.get('model') or 'vgg16_offline (ImageNet, offline)'}. Each question below is a sweep "
+                f"whose trials are run folders under {Path(folder).name}/<question>/trials/."
+            ],
+        )
+    ]
     for key in meta["questions"]:
         qfolder = Path(folder) / key
         if not (qfolder / "trials.csv").is_file():
@@ -171,13 +221,18 @@ def _structures(runs: list[RunRecord]) -> list[Any]:
     from ..nets.models import load_model
     from .structure import structure_png
 
-    figures, seen = [], {}
+    figures, seen = [], dict[Any, list[Any]]()
     for r in runs:
         key = (r.config["model"], r.config.get("weights"))
         seen.setdefault(key, []).extend(r.config.get("layers") or [])
     for (name, _), layers in seen.items():
         model = load_model(name, "none")  # shapes do not depend on the weights
         png = structure_png(model.module, name, 224, layers)
-        figures.append(Figure(png, f"Structure of {name} with its layer aliases; inverted layers in orange.",
-                              f"structure_{Path(name).stem}"))
+        figures.append(
+            Figure(
+                png,
+                f"Structure of {name} with its layer aliases; inverted layers in orange.",
+                f"structure_{Path(name).stem}",
+            )
+        )
     return figures

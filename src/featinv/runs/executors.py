@@ -12,6 +12,7 @@ identical to a local sweep. Workers need featinv and its dependencies, not the d
 A worker that dies is retried (``max_retries`` times, then the trials are recorded as failed);
 results are written only when they arrive, so no trial is lost or written twice.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,9 +54,13 @@ def pack(job: BatchJob) -> dict[str, Any]:
         for source in (t.config.image, t.config.init):
             if Path(source).is_file():
                 images[source] = Path(source).read_bytes()
-    return {"configs": [t.config.to_dict() for t in job.trials], "names": [t.name for t in job.trials],
-            "params": [t.params for t in job.trials], "images": images,
-            "existing": [_folder_files(f) for f in job.folders]}
+    return {
+        "configs": [t.config.to_dict() for t in job.trials],
+        "names": [t.name for t in job.trials],
+        "params": [t.params for t in job.trials],
+        "images": images,
+        "existing": [_folder_files(f) for f in job.folders],
+    }
 
 
 def run_packed(packed: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,8 +73,10 @@ def run_packed(packed: dict[str, Any]) -> list[dict[str, Any]]:
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 (folder / rel).write_bytes(data)
         outcomes = run_batch(trials, folders, images=packed["images"])
-        return [{"status": o.status, "summary": o.summary, "error": o.error, "files": _folder_files(f)}
-                for o, f in zip(outcomes, folders)]
+        return [
+            {"status": o.status, "summary": o.summary, "error": o.error, "files": _folder_files(f)}
+            for o, f in zip(outcomes, folders)
+        ]
 
 
 def write_folder(folder: Path, contents: dict[str, bytes]) -> None:
@@ -123,6 +130,7 @@ class LocalExecutor:
 def _die_on_sigterm(signum: int, frame: Any) -> None:
     """A pool worker's SIGTERM: end now, with SIGTERM's own exit status."""
     import signal
+
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -130,16 +138,20 @@ def _die_on_sigterm(signum: int, frame: Any) -> None:
 def _worker_init(threads: int) -> None:
     """A pool worker is featinv's own process: it gets the CLI's settings. A broken pool ends its
     surviving workers with SIGTERM and waits for them without reading their results, so a worker
-    must die at once rather than finish its step and block sending a result (the inversion loop
-    leaves a SIGTERM handler it finds in place)."""
+    must die at once rather than finish its step and block sending a result; Ctrl-C (which the
+    terminal sends the workers too) stops each worker's inversion cleanly, as in the CLI
+    (:mod:`featinv.optim.interrupts`, which leaves a SIGTERM handler it finds in place)."""
     import signal
 
     import torch
 
     from ..nets.perf import tune_process
+    from ..optim.interrupts import install
+
     torch.set_num_threads(threads)
     tune_process()
     signal.signal(signal.SIGTERM, _die_on_sigterm)
+    install()
 
 
 # What a worker runs for each packed batch: run_packed, or (tests) a function that wraps it and
@@ -166,8 +178,9 @@ class ProcessExecutor:
         attempts = {i: 0 for i in pending}
         while pending:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
-            with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
-                                     initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+            ) as pool:
                 futures = {pool.submit(self.task, pack(job)): i for i, job in pending.items()}
                 broken = False
                 while futures and not broken:
@@ -179,7 +192,7 @@ class ProcessExecutor:
                         except BrokenProcessPool:
                             broken = True  # a worker died: every unfinished batch goes again
                             continue
-                        except Exception as exc:  # noqa: BLE001 - reported as the trials' failure
+                        except Exception as exc:
                             job = pending.pop(i)
                             yield job, failed(job, f"worker error: {type(exc).__name__}: {exc}")
                             continue
@@ -195,8 +208,15 @@ class ProcessExecutor:
 class RayExecutor:
     """Batches as Ray tasks: a local Ray, ``RAY_ADDRESS``, or ``address`` (``ray://head:10001``)."""
 
-    def __init__(self, address: str | None = None, cpus: float = 1, gpus: float = 0,
-                 max_retries: int = 3, init_options: dict | None = None, task: Task = run_packed) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus: float = 1,
+        gpus: float = 0,
+        max_retries: int = 3,
+        init_options: dict | None = None,
+        task: Task = run_packed,
+    ) -> None:
         self.address, self.cpus, self.gpus = address, cpus, gpus
         self.max_retries, self.init_options, self.task = max_retries, init_options or {}, task
 
@@ -207,11 +227,16 @@ class RayExecutor:
             raise FeatinvError("--executor ray needs Ray: pip install 'featinv[ray]'") from None
         if not ray.is_initialized():
             env = {k: v for k, v in os.environ.items() if k.startswith("FEATINV_")}
-            options = {"include_dashboard": False, "log_to_driver": False,
-                       "runtime_env": {"env_vars": env}, **self.init_options}
+            options = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "runtime_env": {"env_vars": env},
+                **self.init_options,
+            }
             address = self.address or os.environ.get("RAY_ADDRESS")
             if address:
                 import featinv
+
                 options["runtime_env"]["py_modules"] = [str(Path(featinv.__file__).parent)]
                 ray.init(address=address, **options)
             else:
@@ -227,8 +252,9 @@ class RayExecutor:
 
     def run(self, jobs: Sequence[BatchJob]) -> Iterator[tuple[BatchJob, list[TrialOutcome]]]:
         ray = self._connect()
-        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries,
-                          retry_exceptions=False)(self.task)
+        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries, retry_exceptions=False)(
+            self.task
+        )
         refs = {task.remote(pack(job)): job for job in jobs}
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
@@ -242,8 +268,9 @@ class RayExecutor:
                 yield job, unpack(job, results)
 
 
-def make_executor(name: str, workers: int = 2, address: str | None = None, tensorboard: bool = False,
-                  gpus: float = 0) -> Any:
+def make_executor(
+    name: str, workers: int = 2, address: str | None = None, tensorboard: bool = False, gpus: float = 0
+) -> Any:
     if name == "local":
         return LocalExecutor(tensorboard)
     if tensorboard:
@@ -253,4 +280,7 @@ def make_executor(name: str, workers: int = 2, address: str | None = None, tenso
     if name == "ray":
         return RayExecutor(address, gpus=gpus)
     from ..errors import did_you_mean
-    raise FeatinvError(f"unknown executor {name!r}: expected one of {', '.join(EXECUTORS)}.{did_you_mean(name, EXECUTORS)}")
+
+    raise FeatinvError(
+        f"unknown executor {name!r}: expected one of {', '.join(EXECUTORS)}.{did_you_mean(name, EXECUTORS)}"
+    )

@@ -14,6 +14,7 @@ Layout::
 A folder is finished when ``summary.json`` says ``done`` or ``diverged``; resuming a finished run
 is a no-op that returns the stored result.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,10 @@ import torch
 from .. import files
 from ..config import InvertConfig, from_dict, read_yaml, to_yaml
 from ..errors import RunFolderError
+from ..nets.models import LoadedModel
 from ..optim.compose import Sum
 from ..optim.inversion import Callback, Inversion
 from ..optim.results import FINISHED, Result
-from ..nets.models import LoadedModel
 
 CONFIG, SUMMARY, CHECKPOINT, LOG = "config.yaml", "summary.json", "checkpoint.pt", "log.csv"
 
@@ -45,10 +46,19 @@ def environment(device: torch.device | str) -> dict[str, Any]:
     import torchvision
 
     from .. import __version__
-    env = {"featinv": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-           "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-           "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-           "device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+
+    env = {
+        "featinv": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
     if torch.device(device).type == "cuda":
         env["cuda"] = torch.version.cuda
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -74,7 +84,7 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
 
 def is_finished(folder: Path) -> bool:
     summary = read_summary(folder)
-    return bool(summary) and summary.get("status") in FINISHED
+    return summary is not None and summary.get("status") in FINISHED
 
 
 def check_writable(folder: Path) -> None:
@@ -85,8 +95,9 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise RunFolderError(f"cannot write to the run folder {str(folder)!r}: expected a "
-                             f"writable folder ({exc.strerror or exc})") from None
+        raise RunFolderError(
+            f"cannot write to the run folder {str(folder)!r}: expected a writable folder ({exc.strerror or exc})"
+        ) from None
 
 
 def new_folder_name(root: Path, stem: str) -> Path:
@@ -111,15 +122,22 @@ class RunFolder:
     def on_start(self, run: Inversion) -> None:
         files.write_text(self.folder / CONFIG, to_yaml(run.configs[self.index], self.header))
         env = environment(run.device)
-        env.update(model=run.model.label, weights=run.model.weights, pretrained=run.model.pretrained,
-                   model_note=run.model.note, preprocess=run.preprocess.to_dict())
+        env.update(
+            model=run.model.label,
+            weights=run.model.weights,
+            pretrained=run.model.pretrained,
+            model_note=run.model.note,
+            preprocess=run.preprocess.to_dict(),
+        )
         files.write_json(self.folder / "env.json", env)
         files.save_image(run.target[self.index], self.folder / "target.png")
         window = run.problem.window_pixels(run.configs[self.index])
         if window:  # --window: the pixels the window's cells see, on the target
             from ..nets.receptive import draw_window
-            files.save_image(draw_window(run.target[self.index].cpu(), tuple(window["pixels"])),
-                             self.folder / "window.png")
+
+            files.save_image(
+                draw_window(run.target[self.index].cpu(), tuple(window["pixels"])), self.folder / "window.png"
+            )
 
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
@@ -138,13 +156,15 @@ class RunFolder:
         files.save_image(result.image, self.folder / "final.png")
         if result.restarts:  # --diversity: every restart, and them side by side with their mean and spread
             from ..optim.diversity import diversity_image
+
             for seed, image in zip((r["seed"] for r in result.summary["restarts"]), result.restarts):
                 files.save_image(image, self.folder / "restarts" / f"seed_{seed}.png")
             files.save_image(diversity_image(result.restarts), self.folder / "diversity.png")
         files.write_json(self.folder / SUMMARY, result.summary)
         result.out_dir = self.folder
-        result.paths = {name: self.folder / name for name in
-                        ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)}
+        result.paths = {
+            name: self.folder / name for name in ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)
+        }
 
 
 def _stored_result(folder: Path, config: InvertConfig) -> Result:
@@ -156,22 +176,39 @@ def _stored_result(folder: Path, config: InvertConfig) -> Result:
     image = files.read_image(folder / "final.png")
     target = files.read_image(folder / "target.png")
     paths = {n: folder / n for n in ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)}
-    return Result(image, target, summary.get("status", "done"), int(summary.get("steps", 0)),
-                  history, summary, config, folder, paths)
+    return Result(
+        image,
+        target,
+        summary.get("status", "done"),
+        int(summary.get("steps", 0)),
+        history,
+        summary,  # type: ignore[arg-type]  # as summary.json holds it
+        config,
+        folder,
+        paths,
+    )
 
 
 def _differences(stored: InvertConfig, given: InvertConfig) -> list[str]:
     """Keys where ``given`` differs; a key left at None in ``given`` means 'as resolved'."""
     da, db = stored.to_dict(), given.to_dict()
-    return [f"{k}: {da[k]!r} (folder) vs {db[k]!r} (given)" for k in da
-            if db[k] is not None and da[k] != db[k]]
+    return [f"{k}: {da[k]!r} (folder) vs {db[k]!r} (given)" for k in da if db[k] is not None and da[k] != db[k]]
 
 
-def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
-                  model: LoadedModel | None = None, callbacks: list[Callback] | None = None,
-                  quiet: bool = True, header: str = "", tensorboard: bool = False,
-                  images: Mapping[str, bytes | torch.Tensor] | None = None,
-                  param: torch.nn.Module | None = None, objective: Sum | None = None) -> Result:
+def run_in_folder(
+    config: InvertConfig,
+    folder: Path,
+    *,
+    resume: bool = False,
+    model: LoadedModel | None = None,
+    callbacks: list[Callback] | None = None,
+    quiet: bool = True,
+    header: str = "",
+    tensorboard: bool = False,
+    images: Mapping[str, bytes | torch.Tensor] | None = None,
+    param: torch.nn.Module | None = None,
+    objective: Sum | None = None,
+) -> Result:
     """Run ``config`` writing ``folder``; or, with ``resume``, continue the run stored there.
     ``images``: images in memory or files' bytes by the names the config gives them; ``param``,
     ``objective``: parts of the user's (see :class:`~featinv.optim.inversion.Inversion`), passed
@@ -182,30 +219,37 @@ def run_in_folder(config: InvertConfig, folder: Path, *, resume: bool = False,
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"the run folder {str(folder)!r} is a file: expected a folder")
     if has_run and not resume:
-        raise RunFolderError(f"the run folder {str(folder)!r} already holds a run: resume it with "
-                             f"--resume, or choose another --out (nothing was overwritten)")
+        raise RunFolderError(
+            f"the run folder {str(folder)!r} already holds a run: resume it with "
+            f"--resume, or choose another --out (nothing was overwritten)"
+        )
     if not has_run and folder.is_dir() and any(folder.iterdir()):
-        raise RunFolderError(f"the folder {str(folder)!r} exists and is not a featinv run: choose "
-                             f"another --out (nothing was overwritten)")
+        raise RunFolderError(
+            f"the folder {str(folder)!r} exists and is not a featinv run: choose "
+            f"another --out (nothing was overwritten)"
+        )
     state = None
     if resume and has_run:
         stored = stored_config(folder)
         diff = _differences(stored, config)
         if diff:
-            raise RunFolderError(f"cannot resume {str(folder)!r} with a different config: "
-                                 + "; ".join(diff))
+            raise RunFolderError(f"cannot resume {str(folder)!r} with a different config: " + "; ".join(diff))
         if is_finished(folder):
             return _stored_result(folder, stored)
         if (folder / CHECKPOINT).is_file():
             state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
-    run = Inversion(config, model, images, param=param, objective=objective)  # checks the image, model and layers before creating anything
+    run = Inversion(
+        config, model, images, param=param, objective=objective
+    )  # checks the image, model and layers before creating anything
     check_writable(folder)
     if state is not None:
         run.load_state_dict(state)
     if not quiet:
         from ..optim.callbacks import ProgressBar
+
         callbacks.append(ProgressBar(desc=folder.name))
     if tensorboard:
         from ..optim.callbacks import TensorBoard
+
         callbacks.append(TensorBoard([folder / "tensorboard"]))
     return run.run([RunFolder(folder, 0, header), *callbacks])

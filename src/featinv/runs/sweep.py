@@ -18,6 +18,7 @@ same contents as ``featinv invert``; ``OUT/trials.csv`` has one row per trial wi
 and final metrics. Re-running skips finished trials and resumes interrupted ones; a trial that
 fails (bad parameter, divergence) is recorded with its reason and the sweep goes on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,9 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value)
-    if files.sample_name(text) is not None:
-        return files.sample_name(text)
+    sample = files.sample_name(text)
+    if sample is not None:
+        return sample
     return Path(text).stem if "/" in text else text
 
 
@@ -68,8 +70,7 @@ def trial_name(params: Mapping[str, Any]) -> str:
     return files.safe_name(text)
 
 
-def expand(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-           where: str = "sweep") -> list[Trial]:
+def expand(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, where: str = "sweep") -> list[Trial]:
     """Expand a sweep mapping into trials (grid x zip), base < overrides < trial parameters."""
     unknown = [k for k in spec if k not in SWEEP_KEYS]
     if unknown:
@@ -86,20 +87,20 @@ def expand(spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
     zip_lists = {k: _as_list(k, v, f"{where}.zip") for k, v in zipped.items()}
     lengths = {len(v) for v in zip_lists.values()}
     if len(lengths) > 1:
-        raise ConfigError(f"{where}.zip lists must have one length, got " +
-                          ", ".join(f"{k}: {len(v)}" for k, v in zip_lists.items()))
+        raise ConfigError(
+            f"{where}.zip lists must have one length, got " + ", ".join(f"{k}: {len(v)}" for k, v in zip_lists.items())
+        )
     zip_rows = [dict(zip(zip_lists, row)) for row in zip(*zip_lists.values())] or [{}]
     from ..optim.recipes import with_recipe
 
-    trials, seen, models = [], set(), {}
+    trials, seen, models = [], set(), dict[Any, Any]()
     for combo in itertools.product(*grid_lists.values()):
         for zrow in zip_rows:
             params = {**dict(zip(grid_lists, combo)), **zrow}
             config, _ = with_recipe(base, {**(overrides or {}), **params}, where, models)
             name = trial_name(params)
             if name in seen:
-                raise ConfigError(f"{where}: two trials would share the folder {name!r}; "
-                                  f"remove the duplicate values")
+                raise ConfigError(f"{where}: two trials would share the folder {name!r}; remove the duplicate values")
             seen.add(name)
             trials.append(Trial(name, params, config))
     return trials
@@ -121,8 +122,15 @@ def trials_csv(outcomes: Sequence[TrialOutcome]) -> str:
     writer.writerow(["name", "status", *param_keys, *COLUMNS[2:]])
     for o in outcomes:
         s = o.summary
-        writer.writerow([o.trial.name, o.status, *(_fmt(o.trial.params.get(k, "")) for k in param_keys),
-                         *(s.get(k, "") for k in COLUMNS[2:-1]), o.error])
+        writer.writerow(
+            [
+                o.trial.name,
+                o.status,
+                *(_fmt(o.trial.params.get(k, "")) for k in param_keys),
+                *(s.get(k, "") for k in COLUMNS[2:-1]),
+                o.error,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -143,13 +151,13 @@ def default_batch_size(size: int, device: str = "cpu") -> int:
     """
     if device == "auto":
         import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
     cap = 32 if device.startswith("cuda") else 8
     return max(1, min(cap, BATCH_PIXELS // size**2))
 
 
-def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
-            slots: int = 1) -> list[list[int]]:
+def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None, slots: int = 1) -> list[list[int]]:
     """Group the indices of fresh trials that can share a forward pass, in order.
 
     With an automatic batch size (``batch=None``) and ``slots`` batches able to run at once
@@ -178,7 +186,7 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
     for (_, limit), idx in groups.items():
         if batch is None and slots > 1:
             limit = min(limit, max(1, math.ceil(len(idx) / slots)))
-        chunks += [idx[k:k + limit] for k in range(0, len(idx), limit)]
+        chunks += [idx[k : k + limit] for k in range(0, len(idx), limit)]
     return chunks + singles
 
 
@@ -194,9 +202,14 @@ def save_spec(out: Path, text: str) -> None:
         files.write_text(current, text)
 
 
-def run_sweep(trials: Sequence[Trial], out: str | Path,
-              on_trial: Callable[[TrialOutcome], None] | None = None,
-              batch: int | None = None, tensorboard: bool = False, executor: Any = None) -> list[TrialOutcome]:
+def run_sweep(
+    trials: Sequence[Trial],
+    out: str | Path,
+    on_trial: Callable[[TrialOutcome], None] | None = None,
+    batch: int | None = None,
+    tensorboard: bool = False,
+    executor: Any = None,
+) -> list[TrialOutcome]:
     """Run every trial into ``out/trials/<name>``, writing ``out/trials.csv`` as it goes.
 
     Fresh trials that share model, layers, size and steps run ``batch`` at a time in one
@@ -247,6 +260,7 @@ def sweep_lock(out: Path) -> Iterator[None]:
     import fcntl
 
     from ..errors import RunFolderError
+
     out.mkdir(parents=True, exist_ok=True)
     path = out / ".featinv.lock"
     with open(path, "a+") as handle:
@@ -255,8 +269,9 @@ def sweep_lock(out: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
-            raise RunFolderError(f"another sweep is running on {str(out)!r} ({owner}): wait for it "
-                                 f"to finish, or use another --out") from None
+            raise RunFolderError(
+                f"another sweep is running on {str(out)!r} ({owner}): wait for it to finish, or use another --out"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")

@@ -3,6 +3,7 @@ into its own run folder, ending as a :class:`TrialOutcome`. Failures become outc
 exceptions, with one rule for every executor (:mod:`featinv.runs.executors` runs these functions on a
 pool or on Ray; :mod:`featinv.runs.sweep` makes the trials and writes the table).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -26,14 +27,15 @@ class Trial:
 @dataclass
 class TrialOutcome:
     trial: Trial
-    status: str                       # done | diverged | interrupted | failed
+    status: str  # done | diverged | interrupted | failed
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    reused: bool = False              # finished by an earlier run of the sweep
+    reused: bool = False  # finished by an earlier run of the sweep
 
 
-def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False,
-              images: Mapping[str, bytes] | None = None) -> TrialOutcome:
+def run_trial(
+    trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool = False, images: Mapping[str, bytes] | None = None
+) -> TrialOutcome:
     """Run (or resume, or reuse) one trial in ``folder``; failures become outcomes, not exceptions.
     ``images``: the bytes of image files a worker cannot read from the driver's disk, by path."""
     from .runfolder import CONFIG, is_finished, read_summary, run_in_folder
@@ -41,11 +43,17 @@ def run_trial(trial: Trial, folder: Path, quiet: bool = True, tensorboard: bool 
     if is_finished(folder):
         return reused_outcome(trial, read_summary(folder) or {})
     try:
-        result = run_in_folder(trial.config, folder, resume=(folder / CONFIG).is_file(), quiet=quiet,
-                               tensorboard=tensorboard, images=images)
+        result = run_in_folder(
+            trial.config,
+            folder,
+            resume=(folder / CONFIG).is_file(),
+            quiet=quiet,
+            tensorboard=tensorboard,
+            images=images,
+        )
     except FeatinvError as exc:
         return TrialOutcome(trial, "failed", error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
+    except Exception as exc:
         return TrialOutcome(trial, "failed", error=f"{type(exc).__name__}: {exc}")
     return _outcome(trial, result)
 
@@ -60,8 +68,13 @@ def _outcome(trial: Trial, result: Any) -> TrialOutcome:
     return TrialOutcome(trial, result.status, result.summary, error)
 
 
-def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = True,
-              tensorboard: bool = False, images: Mapping[str, bytes] | None = None) -> list[TrialOutcome]:
+def run_batch(
+    trials: Sequence[Trial],
+    folders: Sequence[Path],
+    quiet: bool = True,
+    tensorboard: bool = False,
+    images: Mapping[str, bytes] | None = None,
+) -> list[TrialOutcome]:
     """Run fresh trials as one batch, each into its own folder. If the batch fails (one trial's
     image is missing, or anything else goes wrong), its trials run again one by one, resuming
     what the batch wrote, so each failure is its own trial's and recorded, never raised: the same
@@ -78,8 +91,9 @@ def run_batch(trials: Sequence[Trial], folders: Sequence[Path], quiet: bool = Tr
         callbacks: list[Any] = [RunFolder(f, i) for i, f in enumerate(folders)]
         if tensorboard:
             from ..optim.callbacks import TensorBoard
+
             callbacks.append(TensorBoard([f / "tensorboard" for f in folders]))
         results = run.run_all(callbacks)
-    except Exception:  # noqa: BLE001 - see the docstring: alone, each trial records its own failure
+    except Exception:
         return [run_trial(t, f, quiet, tensorboard, images) for t, f in zip(trials, folders)]
     return [_outcome(t, r) for t, r in zip(trials, results)]
