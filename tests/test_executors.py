@@ -96,14 +96,16 @@ def test_a_pool_worker_dies_at_once_on_sigterm_mid_inversion(tmp_path):
         worker.join()
 
 
-def test_the_loop_leaves_a_hosts_own_sigterm_handler_in_place(tiny_net):
-    """The loop takes SIGTERM for a clean stop only where nobody else handles it (the CLI);
-    a host with its own handler (a pool worker, Ray, a service) keeps it. Ctrl-C is the loop's."""
+def test_stopping_on_signals_leaves_a_hosts_own_sigterm_handler_in_place(tiny_net):
+    """Within stop_on_signals (what the CLI and pool workers use), Ctrl-C is featinv's clean stop
+    but SIGTERM is taken only where nobody handles it: a host with its own handler (a pool worker,
+    Ray, a service) keeps it, during the run and after."""
     import signal
 
     import torch
 
     from featinv.api import invert
+    from featinv.optim.interrupts import stop_on_signals
 
     seen = {}
 
@@ -116,10 +118,12 @@ def test_the_loop_leaves_a_hosts_own_sigterm_handler_in_place(tiny_net):
 
     previous = signal.signal(signal.SIGTERM, host_handler)
     try:
-        invert(torch.rand(3, 8, 8), model=tiny_net, layers="relu2", size=8, steps=1, callbacks=[Look()])
+        with stop_on_signals():
+            invert(torch.rand(3, 8, 8), model=tiny_net, layers="relu2", size=8, steps=1, callbacks=[Look()])
         assert seen["term"] is host_handler
-        assert seen["int"] is not signal.default_int_handler  # the loop's clean Ctrl-C
+        assert seen["int"] is not signal.default_int_handler  # featinv's clean Ctrl-C
         assert signal.getsignal(signal.SIGTERM) is host_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
 

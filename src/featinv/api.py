@@ -61,7 +61,7 @@ def invert(
 
     >>> r = invert("skimage:astronaut", model="resnet18", weights="none", layers="res1", size=32, steps=2)
     >>> r.image.shape, r.status
-    (torch.Size([3, 32, 32]), 'done')
+    (torch.Size([3, 32, 32]), <Status.DONE: 'done'>)
     >>> photo = torch.zeros(3, 40, 40)  # a notebook's tensor: named in the config by size and digest
     >>> invert(photo, model="resnet18", weights="none", layers="res1", size=32, steps=1).config.image
     '<tensor 40x40 #17744bb6>'

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .status import Status
+
 # CLI option -> config field, for the options that map one-to-one.
 CONFIG_OPTIONS = {
     "model": (str, "network: vgg16_offline (default), efficientnet_lite0_offline, a torchvision name, or a .onnx file"),
@@ -367,7 +369,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
         tensorboard=args.tensorboard,
     )
     s = result.summary
-    if not args.quiet or result.status != "done":
+    if not args.quiet or result.status != Status.DONE:
         errors = ", ".join(f"{k} {v:.4f}" for k, v in s["feature_error"].items())
         print(
             f"{result.status}: {s['steps']} steps, PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}, "
@@ -375,11 +377,11 @@ def cmd_invert(args: argparse.Namespace) -> int:
             f"[{s['model']}]"
         )
         print(f"run folder: {out}")
-    if result.status == "interrupted":
+    if result.status == Status.INTERRUPTED:
         code = _exit_interrupted()
         print(f"interrupted: resume with `featinv invert --resume --out {out}`", file=sys.stderr)
         return code
-    if result.status == "diverged":
+    if result.status == Status.DIVERGED:
         print(f"diverged: {s.get('message', '')}", file=sys.stderr)
         return 3
     return 0
@@ -443,7 +445,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
-    failed = sum(o.status == "failed" for o in outcomes)
+    failed = sum(o.status == Status.FAILED for o in outcomes)
     print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; table: {out / 'trials.csv'}")
     return 4 if failed else 0  # 1 is kept for featinv's own bugs
 
@@ -469,8 +471,8 @@ class _SweepProgress:
             self.bar = tqdm(total=total, desc="sweep", unit="trial", dynamic_ncols=True)
 
     def __call__(self, outcome: Any) -> None:
-        self.done += outcome.status != "failed"
-        self.failed += outcome.status == "failed"
+        self.done += outcome.status != Status.FAILED
+        self.failed += outcome.status == Status.FAILED
         if self.bar is not None:
             self.bar.set_postfix(
                 done=self.done, failed=self.failed, left=self.total - self.done - self.failed, refresh=False

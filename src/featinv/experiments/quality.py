@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .. import metrics
 from ..specs import PARAMS
+from ..status import Status
 
 if TYPE_CHECKING:
     from ..optim.problem import Problem
@@ -206,7 +207,7 @@ def run_case(
     for indices in groups.values():
         run = Inversion([configs[i] for i in indices], cache.get((model, None)))
         for i, result in zip(indices, run.run_all()):
-            if result.status == "interrupted":  # Ctrl-C / SIGTERM stopped the run: stop the benchmark
+            if result.status == Status.INTERRUPTED:  # Ctrl-C / SIGTERM stopped the run: stop the benchmark
                 raise KeyboardInterrupt
             results[i] = result
     for i, photo in enumerate(photos):

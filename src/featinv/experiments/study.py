@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import files
 from ..config import _positive_int
+from ..runs.layout import STUDY
 
 QUESTIONS = {
     "q1_learning_rate": "Q1 — Which learning-rate schedule converges?",
@@ -130,7 +131,7 @@ def run_seed_study(
     out.mkdir(parents=True, exist_ok=True)
     base = specs["q2_total_variation"]["base"]
     files.write_json(
-        out / "study.json",
+        out / STUDY,
         {
             "study": "seed",
             "fast": fast,

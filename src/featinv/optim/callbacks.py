@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..status import Status
+
 
 def in_notebook() -> bool:
     """Is this a Jupyter kernel (where tqdm draws a widget, and stderr is not a terminal)?"""
@@ -50,7 +52,7 @@ class ProgressBar:
 class StopAfter:
     """Ask the run to stop (as if interrupted) once ``steps`` steps are done. Handy in tests."""
 
-    def __init__(self, steps: int, status: str = "interrupted") -> None:
+    def __init__(self, steps: int, status: Status = Status.INTERRUPTED) -> None:
         self.steps, self.status = steps, status
 
     def on_step(self, run: Any, rows: list) -> None:
@@ -72,7 +74,7 @@ class EarlyStop:
             return before - now < self.rel_tol * abs(before)
 
         if all(stalled(h) for h, on in zip(run.histories, run.active) if on):
-            run.request_stop("done")
+            run.request_stop(Status.DONE)
 
 
 class TensorBoard:

@@ -25,11 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ..status import Status
+
 
 class Stoppable(Protocol):
-    stop_reason: str | None
+    stop_reason: Status | None
 
-    def request_stop(self, status: str = "interrupted") -> None: ...
+    def request_stop(self, status: Status = Status.INTERRUPTED) -> None: ...
 
 
 _running: list[Stoppable] = []  # the inversions stepping now, in this process
@@ -46,10 +48,10 @@ def running(run: Stoppable) -> Iterator[None]:
 
 
 def _handler(signum: int, frame: Any) -> None:
-    if not _running or any(run.stop_reason == "interrupted" for run in _running):
+    if not _running or any(run.stop_reason == Status.INTERRUPTED for run in _running):
         raise KeyboardInterrupt  # nothing to stop cleanly, or the second Ctrl-C
     for run in list(_running):
-        run.request_stop("interrupted")
+        run.request_stop(Status.INTERRUPTED)
 
 
 def install() -> dict[int, Any]:

@@ -25,6 +25,7 @@ from ..nets.extractor import frozen
 from ..nets.models import LoadedModel
 from ..nets.perf import compile_step, is_compile_failure
 from ..nets.sizing import count_saved_bytes
+from ..status import Status
 from .compose import Sum
 from .defaults import resolve_defaults, transform_amounts
 from .interrupts import running
@@ -54,7 +55,7 @@ class Slot:
     transforms: Transforms
     last_good: list[torch.Tensor]  # the parameters after the last finite step (buffers, copied into)
     history: list[dict[str, float]] = field(default_factory=list)
-    status: str = "running"
+    status: Status = Status.RUNNING
 
     def __post_init__(self) -> None:
         self.tensors: list[torch.Tensor] = list(self.param.parameters())  # once: the loop touches them every step
@@ -189,7 +190,7 @@ class Inversion:
         self._losses = compile_step(self.problem.losses, configs[0].compile)
         self.stepper = Stepper([s.config for s in self.slots], [s.tensors for s in self.slots])
         self.step = 0
-        self.stop_reason: str | None = None
+        self.stop_reason: Status | None = None
         self.memory_bytes: int | None = None  # activations saved for backward + weights, one step
 
     # -- the parts, and single-trial views (the common case) ------------------------------
@@ -245,7 +246,7 @@ class Inversion:
         """The trial's restart with the lowest latest loss, a diverged one only if all diverged
         (its only one without restarts)."""
         slots = [self.slots[k] for k in self._slots_of(trial)]
-        return min(slots, key=lambda s: (s.status == "diverged", s.history[-1]["loss"] if s.history else math.inf))
+        return min(slots, key=lambda s: (s.status == Status.DIVERGED, s.history[-1]["loss"] if s.history else math.inf))
 
     def image(self, trial: int = 0) -> torch.Tensor:
         """Trial ``trial``'s current image ``[3, S, S]`` in [0, 1] (its best restart's)."""
@@ -261,22 +262,26 @@ class Inversion:
         return self.histories[0]
 
     @property
-    def statuses(self) -> list[str]:
+    def statuses(self) -> list[Status]:
         """Each trial's status: running while any of its restarts runs."""
         out = []
         for i in range(len(self.configs)):
             mine = [self.slots[k].status for k in self._slots_of(i)]
             out.append(
-                "running" if "running" in mine else self.best_slot(i).status if self.best_slot(i).history else mine[0]
+                Status.RUNNING
+                if Status.RUNNING in mine
+                else self.best_slot(i).status
+                if self.best_slot(i).history
+                else mine[0]
             )
         return out
 
     @property
     def active(self) -> list[bool]:
-        return [s == "running" for s in self.statuses]
+        return [s == Status.RUNNING for s in self.statuses]
 
     # -- control -------------------------------------------------------------------------
-    def request_stop(self, status: str = "interrupted") -> None:
+    def request_stop(self, status: Status = Status.INTERRUPTED) -> None:
         """Ask the loop to stop after the current step (callbacks; Ctrl-C under
         :func:`featinv.optim.interrupts.stop_on_signals`)."""
         self.stop_reason = status
@@ -292,7 +297,7 @@ class Inversion:
                     "last_good": [t.cpu().clone() for t in slot.last_good],
                     "optimizer": self.stepper.state_dict(k),
                     "history": list(slot.history),
-                    "status": slot.status,
+                    "status": slot.status.value,  # a plain str: torch.load(weights_only) refuses classes
                     "transforms_rng": slot.transforms.get_state(),
                 }
             )
@@ -318,7 +323,7 @@ class Inversion:
                 for buffer, value in zip(slot.last_good, saved["last_good"]):
                     buffer.copy_(value)
             slot.history = list(saved["history"])
-            slot.status = "diverged" if saved.get("status") == "diverged" else "running"
+            slot.status = Status.DIVERGED if saved.get("status") == Status.DIVERGED else Status.RUNNING
             if saved.get("transforms_rng") is not None:
                 slot.transforms.set_state(saved["transforms_rng"])
         self.stepper.load_state_dicts([s["optimizer"] for s in slots])
@@ -336,7 +341,7 @@ class Inversion:
     def step_once(self) -> list[dict[str, float] | None]:
         """One step of every running image; returns each trial's log row (loss measured before
         the update; None for a stopped trial)."""
-        running = [s.status == "running" for s in self.slots]
+        running = [s.status == Status.RUNNING for s in self.slots]
         lrs = self.stepper.set_lrs(self.step, running)
         mask = self._mask(running)
         start = time.perf_counter()
@@ -471,16 +476,16 @@ class Inversion:
                     if row is None:
                         continue
                     if not math.isfinite(row["loss"]) or not ok:
-                        slot.status = "diverged"
+                        slot.status = Status.DIVERGED
                         with torch.no_grad():
                             torch._foreach_copy_(slot.tensors, slot.last_good)  # keep the last good image
                     else:
                         slot.history.append(row)
                 self.step += 1
                 _emit(callbacks, "on_step", self, self._trial_rows(rows))
-            final = self.stop_reason or "done"
+            final = self.stop_reason or Status.DONE
             for slot in self.slots:
-                if slot.status == "running":
+                if slot.status == Status.RUNNING:
                     slot.status = final
             results = self._results()
             _emit(callbacks, "on_end", self, results)
@@ -491,7 +496,9 @@ class Inversion:
         out = []
         for i in range(len(self.configs)):
             mine = [
-                row for k in self._slots_of(i) if (row := rows[k]) is not None and self.slots[k].status == "running"
+                row
+                for k in self._slots_of(i)
+                if (row := rows[k]) is not None and self.slots[k].status == Status.RUNNING
             ]
             out.append(min(mine, key=lambda r: r["loss"]) if mine else None)
         return out
@@ -559,7 +566,7 @@ class Inversion:
             param=config.param,
             device=str(self.device),
         )
-        if status == "diverged":
+        if status == Status.DIVERGED:
             summary["message"] = (
                 f"the loss became NaN/Inf at step {len(history) + 1}: the learning "
                 f"rate ({config.lr:g}) is probably too high; the last good "
@@ -582,7 +589,7 @@ def _legacy_slot(state: dict[str, Any]) -> dict[str, Any]:
         "last_good": [state["last_good"]],
         "optimizer": state["optimizer"],
         "history": state["history"],
-        "status": "running",
+        "status": Status.RUNNING,
         "transforms_rng": state.get("jitter_rng"),
     }
 

@@ -19,14 +19,12 @@ import torch
 
 from .. import metrics
 from ..config import InvertConfig
-
-FINISHED = ("done", "diverged")  # the run ended: its result is final, a resume reuses it
-HAS_IMAGE = (*FINISHED, "interrupted")  # it left a final image (an interrupted run can resume)
+from ..status import Status
 
 
 class RestartSummary(TypedDict):
     seed: int
-    status: str
+    status: Status
     final_loss: float
     feature_error_total: float
 
@@ -34,7 +32,7 @@ class RestartSummary(TypedDict):
 class Summary(TypedDict):
     """``summary.json``: how the run ended and how good the result is."""
 
-    status: str  # done | interrupted | diverged
+    status: Status  # done | interrupted | diverged
     steps: int
     psnr: float  # against the target at the model's input size, dB
     ssim: float
@@ -66,7 +64,7 @@ def summarize(
     target: torch.Tensor,
     errors: dict[str, float],
     history: list[dict[str, float]],
-    status: str,
+    status: Status,
     **context: Any,
 ) -> Summary:
     """The summary of a result ``image`` against ``target`` (``[3, H, W]``) with its feature
@@ -94,7 +92,7 @@ class Result:
 
     image: torch.Tensor
     target: torch.Tensor
-    status: str
+    status: Status
     steps: int
     history: list[dict[str, float]]
     summary: Summary

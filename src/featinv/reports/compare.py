@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import files
 from ..errors import RunFolderError
+from ..runs.layout import FINAL, SUMMARY, TARGET, TRIALS_CSV
 from .pages import RunRecord, Section, Table, grid_figure, read_run, write_report
 
 DIFF_GAIN = 3.0  # differences are small where a reconstruction is good: brighten them to be seen
@@ -22,12 +23,12 @@ def run_folders(paths: list[Path]) -> list[Path]:
     """The run folders named, a sweep folder standing for its trials (in its trials.csv order)."""
     out = []
     for path in map(Path, paths):
-        if (path / "summary.json").is_file():
+        if (path / SUMMARY).is_file():
             out.append(path)
-        elif (path / "trials.csv").is_file():
+        elif (path / TRIALS_CSV).is_file():
             from .pages import read_trials
 
-            out += [r.folder for r in read_trials(path)[1] if (r.folder / "summary.json").is_file()]
+            out += [r.folder for r in read_trials(path)[1] if (r.folder / SUMMARY).is_file()]
         else:
             raise RunFolderError(
                 f"nothing to compare in {str(path)!r}: expected a run folder (summary.json) "
@@ -87,12 +88,12 @@ def compare(paths: list[Path], out: Path) -> Path:
         )
     tiles, captions = [], []
     for k, r in enumerate(runs):
-        result, target = files.read_image(r.folder / "final.png"), files.read_image(r.folder / "target.png")
+        result, target = files.read_image(r.folder / FINAL), files.read_image(r.folder / TARGET)
         diff = ((result - target).abs() * DIFF_GAIN).clamp(0, 1)
         diff_path = out / "compare_files" / f"diff_{k}.png"
         files.save_image(diff, diff_path)
         s = r.summary
-        tiles += [r.folder / "target.png", r.folder / "final.png", diff_path]
+        tiles += [r.folder / TARGET, r.folder / FINAL, diff_path]
         captions += [
             f"{label(r)}\ntarget",
             f"result\nPSNR {s.get('psnr', math.nan):.1f} dB, SSIM {s.get('ssim', math.nan):.2f}",

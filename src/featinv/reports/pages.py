@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import files
-from ..optim.results import HAS_IMAGE
+from ..runs.layout import CONFIG, DIVERSITY, FINAL, SUMMARY, SWEEP_SPEC, TARGET, TRIALS_CSV, WINDOW, read_log
+from ..status import HAS_IMAGE, Status
 
 REPORT_FILES = "report_files"
 
@@ -42,30 +43,27 @@ class RunRecord:
 
     @property
     def ok(self) -> bool:
-        return self.summary.get("status") in HAS_IMAGE and (self.folder / "final.png").is_file()
+        return self.summary.get("status") in HAS_IMAGE and (self.folder / FINAL).is_file()
 
 
 def read_run(folder: Path, name: str | None = None) -> RunRecord:
     import yaml
 
     folder = Path(folder)
-    config = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
-    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
-    history = []
-    if (folder / "log.csv").is_file():
-        with open(folder / "log.csv", newline="") as f:
-            history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    config = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).is_file() else {}
+    summary = json.loads((folder / SUMMARY).read_text()) if (folder / SUMMARY).is_file() else {}
+    history = read_log(folder)
     return RunRecord(folder, name or folder.name, config or {}, summary, history)
 
 
 def read_trials(folder: Path) -> tuple[list[dict[str, str]], list[RunRecord]]:
     """A sweep folder's trials.csv rows and the run records of its trials (in csv order)."""
-    with open(Path(folder) / "trials.csv", newline="") as f:
+    with open(Path(folder) / TRIALS_CSV, newline="") as f:
         rows = list(csv.DictReader(f))
     runs = [
         read_run(Path(folder) / "trials" / r["name"])
         for r in rows
-        if (Path(folder) / "trials" / r["name"] / "config.yaml").is_file()
+        if (Path(folder) / "trials" / r["name"] / CONFIG).is_file()
     ]
     return rows, runs
 
@@ -217,7 +215,7 @@ def run_sections(run: RunRecord, prefix: str = "run") -> list[Section]:
     ]
     blocks.append(
         grid_figure(
-            [run.folder / "target.png", run.folder / "final.png"],
+            [run.folder / TARGET, run.folder / FINAL],
             ["target", f"result ({s.get('status', '?')})"],
             f"{run.name}: target and result",
             f"{prefix}_result",
@@ -237,7 +235,7 @@ def run_sections(run: RunRecord, prefix: str = "run") -> list[Section]:
             )
         )
     blocks.append(run_findings(run))
-    blocks.append(("code", (run.folder / "config.yaml").read_text() if (run.folder / "config.yaml").is_file() else ""))
+    blocks.append(("code", (run.folder / CONFIG).read_text() if (run.folder / CONFIG).is_file() else ""))
     return [Section(f"Run {run.name}", blocks)]
 
 
@@ -250,11 +248,11 @@ def analysis_blocks(run: RunRecord, prefix: str = "run") -> list[Any]:
     featinv.optim.diversity, featinv.nets.receptive)."""
     s, blocks = run.summary, list[Any]()
     spread = s.get("diversity")
-    if spread and (run.folder / "diversity.png").is_file():
+    if spread and (run.folder / DIVERSITY).is_file():
         seeds = ", ".join(str(r["seed"]) for r in s.get("restarts", []))
         blocks.append(
             Figure(
-                _png_file(run.folder / "diversity.png"),
+                _png_file(run.folder / DIVERSITY),
                 f"Diversity: the restarts (seeds {seeds}), their mean and the per-pixel standard "
                 f"deviation (black: every restart agrees; bright: the layer leaves it open). Mean "
                 f"std {spread['pixel_std_mean']:.3f}, mean pairwise RMSE "
@@ -263,11 +261,11 @@ def analysis_blocks(run: RunRecord, prefix: str = "run") -> list[Any]:
             )
         )
     window = s.get("window")
-    if window and (run.folder / "window.png").is_file():
+    if window and (run.folder / WINDOW).is_file():
         top, left, bottom, right = window["pixels"]
         blocks.append(
             Figure(
-                _png_file(run.folder / "window.png"),
+                _png_file(run.folder / WINDOW),
                 f"Window {window['cells']} of {window['layer']}: its cells see pixels {top}-{bottom} "
                 f"(rows) x {left}-{right} (columns); one cell's receptive field is "
                 f"{window['receptive_field_px']:g} px, cells are {window['cell_stride_px']:g} px apart.",
@@ -293,7 +291,7 @@ def run_findings(run: RunRecord) -> str:
         f"and {s.get('ssim', math.nan):.2f} SSIM against the target, at "
         f"{s.get('seconds_per_step', math.nan) * 1000:.0f} ms per step."
     )
-    if s.get("status") != "done":
+    if s.get("status") != Status.DONE:
         text += f" Status: {s.get('status')}. {s.get('message', '')}"
     return text
 
@@ -325,8 +323,8 @@ def _num(text: str) -> Any:
 
 
 def sweep_findings(runs: list[RunRecord], rows: list[dict[str, str]]) -> str:
-    finished = [r for r in runs if r.ok and r.summary.get("status") == "done"]
-    failed = [r for r in rows if r["status"] == "failed"]
+    finished = [r for r in runs if r.ok and r.summary.get("status") == Status.DONE]
+    failed = [r for r in rows if r["status"] == Status.FAILED]
     if not finished:
         return f"No trial finished ({len(failed)} failed)."
     best = max(finished, key=lambda r: r.summary["psnr"])
@@ -350,7 +348,7 @@ def sweep_findings(runs: list[RunRecord], rows: list[dict[str, str]]) -> str:
         text += f" Speed ranged from {lo * 1000:.0f} ms/step ({fast.name}) to {hi * 1000:.0f} ms/step ({slow.name})."
     if failed:
         text += f" {len(failed)} failed: " + "; ".join(f"{r['name']} ({r['error'][:80]})" for r in failed) + "."
-    diverged = [r.name for r in runs if r.summary.get("status") == "diverged"]
+    diverged = [r.name for r in runs if r.summary.get("status") == Status.DIVERGED]
     if diverged:
         text += f" Diverged (learning rate too high): {', '.join(diverged)}."
     return text
@@ -380,15 +378,15 @@ def sweep_sections(
         )
         blocks.append(
             grid_figure(
-                [r.folder / "final.png" for r in shown],
+                [r.folder / FINAL for r in shown],
                 [run_caption(r, keys) for r in shown],
                 "Reconstructions",
                 f"{prefix}_grid",
             )
         )
     blocks.append(sweep_table(rows) if rows else "No trials.")
-    if (folder / "sweep.yaml").is_file():
-        blocks.append(("code", (folder / "sweep.yaml").read_text()))
+    if (folder / SWEEP_SPEC).is_file():
+        blocks.append(("code", (folder / SWEEP_SPEC).read_text()))
     return [Section(title, blocks)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs.layout import STUDY, SUMMARY, TRIALS_CSV
 from .pages import read_run, run_sections, sweep_sections, write_report
 from .study_pages import study_sections
 
@@ -18,11 +19,11 @@ def kind_of(folder: Path) -> str:
     from ..errors import RunFolderError
 
     folder = Path(folder)
-    if (folder / "study.json").is_file():
+    if (folder / STUDY).is_file():
         return "study"
-    if (folder / "trials.csv").is_file():
+    if (folder / TRIALS_CSV).is_file():
         return "sweep"
-    if (folder / "summary.json").is_file():
+    if (folder / SUMMARY).is_file():
         return "run"
     raise RunFolderError(
         f"nothing to report in {str(folder)!r}: expected a run folder (summary.json), "

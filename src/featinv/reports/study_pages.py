@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..experiments.study import QUESTIONS
-from ..optim.results import FINISHED
+from ..runs.layout import DIVERSITY, STUDY, TRIALS_CSV
+from ..status import FINISHED, Status
 from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
 
 
@@ -38,7 +39,7 @@ def q1_findings(runs: list[RunRecord]) -> str:
         step = next((row["step"] for row in r.history if feature_loss(row) <= level), None)
         reached.append(f"{label(r)} at step {int(step)}" if step else f"{label(r)} never")
     text += f" Reaching a loss of {level:.3g} (twice the best final): " + "; ".join(reached) + "."
-    diverged = [label(r) for r in runs if r.summary.get("status") == "diverged"]
+    diverged = [label(r) for r in runs if r.summary.get("status") == Status.DIVERGED]
     if diverged:
         text += f" Diverged: {', '.join(diverged)}."
     return text
@@ -107,7 +108,7 @@ def diversity_row(runs: list[RunRecord]) -> Figure | None:
     """Q3's diversity row: each layer's restarts, their mean and their std map, one layer a line."""
     from .pages import strip_figure
 
-    kept = [r for r in _finished(runs) if (r.folder / "diversity.png").is_file() and r.summary.get("diversity")]
+    kept = [r for r in _finished(runs) if (r.folder / DIVERSITY).is_file() and r.summary.get("diversity")]
     if not kept:
         return None
     captions = [
@@ -116,7 +117,7 @@ def diversity_row(runs: list[RunRecord]) -> Figure | None:
         for r in kept
     ]
     figure = strip_figure(
-        [r.folder / "diversity.png" for r in kept], captions, "What each layer leaves open", "q3_layers_diversity"
+        [r.folder / DIVERSITY for r in kept], captions, "What each layer leaves open", "q3_layers_diversity"
     )
     figure.caption = (
         "Diversity per layer: three reconstructions from different seeds, their mean and the "
@@ -140,7 +141,7 @@ def q4_table(runs: list[RunRecord]) -> Table:
                 s.get("psnr", math.nan),
                 s.get("ssim", math.nan),
                 s.get("feature_error_total", math.nan),
-                s.get("status", "failed"),
+                s.get("status", Status.FAILED),
             ]
         )
     return Table(
@@ -187,7 +188,7 @@ FINDINGS = {
 
 def study_sections(folder: Path) -> tuple[str, list[Section]]:
     """Title and sections of a study folder's report."""
-    meta = json.loads((Path(folder) / "study.json").read_text())
+    meta = json.loads((Path(folder) / STUDY).read_text())
     sections = [
         Section(
             "About this study",
@@ -202,7 +203,7 @@ def study_sections(folder: Path) -> tuple[str, list[Section]]:
     ]
     for key in meta["questions"]:
         qfolder = Path(folder) / key
-        if not (qfolder / "trials.csv").is_file():
+        if not (qfolder / TRIALS_CSV).is_file():
             sections.append(Section(QUESTIONS[key], ["Not run yet."]))
             continue
         rows, runs = read_trials(qfolder)

@@ -26,6 +26,7 @@ from typing import Any
 from .. import files
 from ..config import from_dict
 from ..errors import FeatinvError
+from ..status import Status
 from .trials import Trial, TrialOutcome, run_batch
 
 EXECUTORS = ("local", "processes", "ray")
@@ -108,7 +109,7 @@ def unpack(job: BatchJob, results: list[dict[str, Any]]) -> list[TrialOutcome]:
 
 
 def failed(job: BatchJob, reason: str) -> list[TrialOutcome]:
-    return [TrialOutcome(t, "failed", error=reason) for t in job.trials]
+    return [TrialOutcome(t, Status.FAILED, error=reason) for t in job.trials]
 
 
 # -- executors ---------------------------------------------------------------------------

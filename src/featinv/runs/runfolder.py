@@ -35,9 +35,9 @@ from ..errors import RunFolderError
 from ..nets.models import LoadedModel
 from ..optim.compose import Sum
 from ..optim.inversion import Callback, Inversion
-from ..optim.results import FINISHED, Result
-
-CONFIG, SUMMARY, CHECKPOINT, LOG = "config.yaml", "summary.json", "checkpoint.pt", "log.csv"
+from ..optim.results import Result
+from ..status import FINISHED, Status
+from .layout import CHECKPOINT, CONFIG, DIVERSITY, FINAL, LOG, RESULT_FILES, SUMMARY, TARGET, WINDOW, read_log
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:
@@ -130,14 +130,12 @@ class RunFolder:
             preprocess=run.preprocess.to_dict(),
         )
         files.write_json(self.folder / "env.json", env)
-        files.save_image(run.target[self.index], self.folder / "target.png")
+        files.save_image(run.target[self.index], self.folder / TARGET)
         window = run.problem.window_pixels(run.configs[self.index])
         if window:  # --window: the pixels the window's cells see, on the target
             from ..nets.receptive import draw_window
 
-            files.save_image(
-                draw_window(run.target[self.index].cpu(), tuple(window["pixels"])), self.folder / "window.png"
-            )
+            files.save_image(draw_window(run.target[self.index].cpu(), tuple(window["pixels"])), self.folder / WINDOW)
 
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
@@ -153,33 +151,28 @@ class RunFolder:
     def on_end(self, run: Inversion, results: list[Result]) -> None:
         result = results[self.index]
         self._checkpoint(run)
-        files.save_image(result.image, self.folder / "final.png")
+        files.save_image(result.image, self.folder / FINAL)
         if result.restarts:  # --diversity: every restart, and them side by side with their mean and spread
             from ..optim.diversity import diversity_image
 
             for seed, image in zip((r["seed"] for r in result.summary["restarts"]), result.restarts):
                 files.save_image(image, self.folder / "restarts" / f"seed_{seed}.png")
-            files.save_image(diversity_image(result.restarts), self.folder / "diversity.png")
+            files.save_image(diversity_image(result.restarts), self.folder / DIVERSITY)
         files.write_json(self.folder / SUMMARY, result.summary)
         result.out_dir = self.folder
-        result.paths = {
-            name: self.folder / name for name in ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)
-        }
+        result.paths = {name: self.folder / name for name in RESULT_FILES}
 
 
 def _stored_result(folder: Path, config: InvertConfig) -> Result:
     summary = read_summary(folder) or {}
-    history = []
-    if (folder / LOG).is_file():
-        with open(folder / LOG, newline="") as f:
-            history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    image = files.read_image(folder / "final.png")
-    target = files.read_image(folder / "target.png")
-    paths = {n: folder / n for n in ("final.png", "target.png", SUMMARY, LOG, CONFIG, CHECKPOINT)}
+    history = read_log(folder)
+    image = files.read_image(folder / FINAL)
+    target = files.read_image(folder / TARGET)
+    paths = {n: folder / n for n in RESULT_FILES}
     return Result(
         image,
         target,
-        summary.get("status", "done"),
+        summary.get("status", Status.DONE),
         int(summary.get("steps", 0)),
         history,
         summary,  # type: ignore[arg-type]  # as summary.json holds it

@@ -35,6 +35,7 @@ from typing import Any
 from .. import files
 from ..config import check_keys, read_yaml
 from ..errors import ConfigError
+from .layout import SWEEP_SPEC, TRIALS_CSV
 from .trials import Trial, TrialOutcome, reused_outcome, run_batch, run_trial  # noqa: F401 - re-exported
 
 SWEEP_KEYS = ("base", "grid", "zip")
@@ -192,7 +193,7 @@ def batches(trials: Sequence[Trial], folders: Sequence[Path], batch: int | None,
 
 def save_spec(out: Path, text: str) -> None:
     """Keep the sweep file in ``out/sweep.yaml``; an earlier, different one is kept beside it."""
-    current = out / "sweep.yaml"
+    current = out / SWEEP_SPEC
     if current.is_file() and current.read_text() != text:
         n = 1
         while (out / f"sweep.previous-{n}.yaml").exists():
@@ -219,7 +220,7 @@ def run_sweep(
 
     >>> trials = expand({"base": {"model": "resnet18", "weights": "none", "layers": "res1",
     ...                           "size": 16, "steps": 2}, "grid": {"lr": [0.01, 0.1]}})
-    >>> [o.status for o in run_sweep(trials, tempfile.mkdtemp())]
+    >>> [str(o.status) for o in run_sweep(trials, tempfile.mkdtemp())]
     ['done', 'done']
     """
     from .executors import BatchJob, LocalExecutor
@@ -232,7 +233,7 @@ def run_sweep(
 
     def record(i: int, outcome: TrialOutcome) -> None:
         done[i] = outcome
-        files.write_text(out / "trials.csv", trials_csv([done[k] for k in sorted(done)]))
+        files.write_text(out / TRIALS_CSV, trials_csv([done[k] for k in sorted(done)]))
         if on_trial:
             on_trial(outcome)
 

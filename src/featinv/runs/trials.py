@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import InvertConfig
 from ..errors import FeatinvError
+from ..status import Status
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Trial:
 @dataclass
 class TrialOutcome:
     trial: Trial
-    status: str  # done | diverged | interrupted | failed
+    status: Status  # done | diverged | interrupted | failed
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     reused: bool = False  # finished by an earlier run of the sweep
@@ -52,19 +53,19 @@ def run_trial(
             images=images,
         )
     except FeatinvError as exc:
-        return TrialOutcome(trial, "failed", error=str(exc))
+        return TrialOutcome(trial, Status.FAILED, error=str(exc))
     except Exception as exc:
-        return TrialOutcome(trial, "failed", error=f"{type(exc).__name__}: {exc}")
+        return TrialOutcome(trial, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
     return _outcome(trial, result)
 
 
 def reused_outcome(trial: Trial, summary: dict[str, Any]) -> TrialOutcome:
     """The outcome of a trial an earlier run of the sweep finished."""
-    return TrialOutcome(trial, summary.get("status", "done"), summary, summary.get("message", ""), reused=True)
+    return TrialOutcome(trial, summary.get("status", Status.DONE), summary, summary.get("message", ""), reused=True)
 
 
 def _outcome(trial: Trial, result: Any) -> TrialOutcome:
-    error = result.summary.get("message", "") if result.status == "diverged" else ""
+    error = result.summary.get("message", "") if result.status == Status.DIVERGED else ""
     return TrialOutcome(trial, result.status, result.summary, error)
 
 
