@@ -57,6 +57,10 @@ import os, signal
 import featinv
 from featinv.optim.interrupts import stop_on_signals
 
+# Start as an interactive Python does, whatever the test runner inherited (a background job
+# starts with SIGINT ignored, and Ctrl-C could not be tested from there).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def handlers():
     return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
