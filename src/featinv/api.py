@@ -8,6 +8,7 @@ run folder keeps its target in ``target.png``.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from .optim.callbacks import ProgressBar
 from .optim.compose import Sum
 from .optim.inversion import Callback, Inversion
 from .optim.results import Result
+from .options import docs as options_docs
 from .specs import CUSTOM_PARAM
 
 
@@ -37,7 +39,8 @@ def invert(
     objective: Sum | None = None,
     **options: Any,
 ) -> Result:
-    """Reconstruct ``image`` from a network's features. Keyword options are config fields.
+    """Reconstruct ``image`` from a network's features. Keyword options are config fields (listed
+    at the end, with their defaults).
 
     ``image`` (and ``init``) is a file, ``skimage:NAME``, or an image in memory: a Pillow image, a
     numpy array ``[H, W, 3]`` or a tensor ``[3, H, W]`` (uint8 0-255, or floats in [0, 1]).
@@ -128,3 +131,7 @@ def invert(
         param=param,
         objective=objective,
     )
+
+
+# help(featinv.invert) lists every option, generated from the config so that it cannot drift
+invert.__doc__ = f"{invert.__doc__}\n{textwrap.indent(options_docs(), '    ')}\n"

@@ -14,84 +14,22 @@ from typing import Any
 
 from .status import Status
 
-# CLI option -> config field, for the options that map one-to-one.
-CONFIG_OPTIONS = {
-    "model": (str, "network: vgg16_offline (default), efficientnet_lite0_offline, a torchvision name, or a .onnx file"),
-    "weights": (str, "torchvision weights enum (DEFAULT, IMAGENET1K_V1), a local .pth file, or 'none' (random init)"),
-    "layers": (str, "comma-separated layer names, each optionally NAME:WEIGHT (e.g. conv3_1,fc6:2)"),
-    "size": (int, "square input size in pixels (default 128)"),
-    "steps": (int, "optimisation steps (default 200)"),
-    "lr": (str, "base learning rate (default auto: 0.05 for every layer so far; see featinv.optim.defaults)"),
-    "schedule": (
-        str,
-        "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1",
-    ),
-    "optimizer": (str, "adam (default) | sgd | lbfgs"),
-    "momentum": (float, "SGD momentum (default 0.9)"),
-    "tv": (
-        str,
-        "total-variation weight (default auto: by the layer's depth, 0.5 up to stride 8, 50 deeper; "
-        "TV is a per-pixel mean)",
-    ),
-    "tv_beta": (float, "TV exponent beta (default 2; 1 = isotropic TV)"),
-    "tv_kind": (str, "iso (TV^beta, default) | l1 (anisotropic, like tf.image.total_variation)"),
-    "alpha_norm": (str, "alpha-norm weight (default auto: 0; the paper recipes set their own)"),
-    "alpha": (str, "alpha-norm exponent (default auto: 6, the papers'; 2 = a pull towards grey)"),
-    "param": (
-        str,
-        "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid "
-        "(Laplacian) | dip (Deep Image Prior); default auto: by the layer's depth",
-    ),
-    "transforms": (
-        str,
-        "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10 "
-        "(or none; default auto: by the layer's depth)",
-    ),
-    "chroma_scale": (
-        str,
-        "fourier/pyramid: colour may change only over N pixels or more, brightness at "
-        "every pixel (1 = no limit; default auto: by the layer's depth)",
-    ),
-    "restarts": (int, "run N seeds side by side and keep the lowest final loss (default 1)"),
-    "diversity": (
-        bool,
-        "with --restarts N: keep all N images and write diversity.png (them, their mean, a "
-        "per-pixel std map: what the layer does not pin down) and their spread in summary.json",
-    ),
-    "channels": (str, "invert only some of the layers' channels: 0:64 | 3,7,12 | top:K (by the target's energy)"),
-    "window": (
-        str,
-        "invert only a window of the feature map, y0:y1,x0:x1 in cells; window.png shows the "
-        "pixels it sees (its receptive field)",
-    ),
-    "init": (str, "noise (seeded, default) | grey | path to an image"),
-    "seed": (int, "random seed (default 0)"),
-    "snapshot_every": (int, "save a snapshot every N steps (default 10; 0 = none)"),
-    "device": (str, "auto (default) | cpu | cuda | cuda:N"),
-    "precision": (
-        str,
-        "fp32 (default) | bf16 | fp16: autocast the network (CUDA; bf16 on CPUs with "
-        "AVX512-BF16/AMX, 1.2-1.8x faster here; elsewhere it is emulated and slow)",
-    ),
-    "compile": (
-        str,
-        "opt-in torch.compile of each step: default | reduce-overhead (CUDA graphs) | max-autotune; "
-        "the first step compiles (slower on a 2-core CPU: see BENCHMARKS.md)",
-    ),
-    "preprocess": (str, "override the weights' preprocessing: imagenet | caffe | tf | none"),
-    "recipe": (str, "set everything as a paper's code did: mahendran2015 | mahendran2016 (options still override)"),
-}
 
+def _add_config_options(parser: argparse.ArgumentParser, image_flag: bool) -> None:
+    """A flag for every config field, its help generated from the config (featinv.options);
+    ``image`` is a flag where it is not the command's positional argument."""
+    from . import options
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inversion options (override --config)")
-    for name, (kind, help_text) in CONFIG_OPTIONS.items():
-        if kind is bool:  # a switch: absent means "as the config file or the default says"
-            group.add_argument(
-                "--" + name.replace("_", "-"), dest=name, action="store_const", const=True, default=None, help=help_text
-            )
+    for name in options.NAMES:
+        if name == "image" and not image_flag:
             continue
-        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
+        help_text = options.help_text(name).replace("%", "%%")
+        if options.kind(name) is bool:  # absent means "as the config file or the default says"
+            action: Any = argparse.BooleanOptionalAction
+            group.add_argument(options.flag(name), dest=name, action=action, default=None, help=help_text)
+        else:
+            group.add_argument(options.flag(name), dest=name, type=options.kind(name), default=None, help=help_text)
     group.add_argument("--config", type=Path, help="YAML file of options; command-line options win")
 
 
@@ -106,15 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser(
         "invert",
         help="reconstruct an image from its features",
-        description="Reconstruct IMAGE from a network's features at the given layers. "
-        "IMAGE is a file, skimage:NAME (e.g. skimage:chelsea) or matplotlib:grace_hopper.",
+        description="Reconstruct IMAGE (a file or a built-in photo) from a network's features at the given layers.",
     )
-    inv.add_argument(
-        "image",
-        nargs="?",
-        help="image file, skimage:NAME or matplotlib:grace_hopper (default from --config, or skimage:chelsea)",
-    )
-    _add_config_options(inv)
+    from .options import help_text
+
+    inv.add_argument("image", nargs="?", help=help_text("image") + "; a --config file's image wins over the default")
+    _add_config_options(inv, image_flag=False)
     inv.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     inv.add_argument("--resume", action="store_true", help="continue the run in --out")
     inv.add_argument("--quiet", action="store_true", help="no progress bar, only errors")
@@ -137,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run folder; re-running skips finished trials.",
     )
     sw.add_argument("sweep", type=Path, help="sweep YAML file (see examples/sweep-small.yaml)")
-    _add_config_options(sw)
+    _add_config_options(sw, image_flag=True)
     sw.add_argument("--out", type=Path, help="sweep folder (default: runs/<sweep file name>)")
     sw.add_argument("--dry-run", action="store_true", help="list the trials and exit")
     sw.add_argument(
@@ -304,10 +239,9 @@ def _version() -> str:
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     """The config values given as options (and the image argument)."""
-    explicit = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
-    if args.image is not None:
-        explicit["image"] = args.image
-    return explicit
+    from .options import NAMES
+
+    return {k: getattr(args, k) for k in NAMES if getattr(args, k, None) is not None}
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
@@ -422,7 +356,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .runs import sweep
 
-    overrides = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    overrides = _explicit(args)
     if args.config:
         raise _usage("sweep takes no --config: put shared options in the sweep file's base")
     trials = sweep.load_sweep(args.sweep, overrides)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError, did_you_mean
+from .specs import OFFLINE_MODELS, PARAMS, PRESET_NAMES, RECIPES, SAMPLES
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 TV_KINDS = ("iso", "vector", "l1")
@@ -25,6 +26,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.optim.defaults).
 T = TypeVar("T")
 AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "chroma_scale")
+
+
+def option(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A config field with what it means (and its valid values): the one source the CLI's flags,
+    their help and ``help(featinv.invert)`` are generated from (see :mod:`featinv.options`)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -39,44 +46,112 @@ class InvertConfig:
     featinv.errors.ConfigError: steps must be a positive integer, got 0
     """
 
-    image: str = "skimage:chelsea"
-    model: str = "vgg16_offline"
-    weights: str | None = None  # torchvision enum name, a .pth file, 'none'; None = model default
-    layers: tuple[str, ...] | None = None  # 'conv3_1' or 'conv3_1:0.5'; None = the model's default layer
-    size: int = 128  # square input side in pixels
-    steps: int = 200
-    lr: float | None = None  # None = by the layer's depth (see featinv.optim.defaults)
-    schedule: str = "constant"  # see featinv.schedules
-    optimizer: str = "adam"  # adam | sgd | lbfgs
-    momentum: float = 0.9  # sgd only
-    tv: float | None = None  # TV weight (a per-pixel mean; see featinv.optim.objectives); None = by depth
-    tv_beta: float = 2.0
-    tv_kind: str = "iso"  # iso (TV^beta) | vector (channels summed) | l1 (tf.image.total_variation)
-    alpha_norm: float | None = None  # alpha-norm weight; None = by depth (0 at every depth today)
-    alpha: float | None = None  # alpha-norm exponent; None = by depth (6, the papers'; 2 = a pull to grey)
-    prior_space: str = "rgb"  # rgb: priors on RGB [0, 1]; network: on the mean-subtracted network input (papers)
-    param: str | None = None  # image parameterisation: pixel | fourier | pyramid | dip; None = by depth
-    transforms: str | None = None  # 'jitter=4,scale=0.1,rotate=10' before the network ('none'); None = by depth
-    chroma_scale: int | None = (
-        None  # colour changes over N px or more, brightness per pixel (fourier, pyramid); None = by depth
+    image: str = option(
+        "skimage:chelsea",
+        "the photo to reconstruct: an image file or a built-in photo, "
+        + ", ".join(
+            f"{prefix}NAME ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            for prefix, names in SAMPLES.items()
+        ),
     )
-    restarts: int = 1  # seeds run side by side (seed, seed+1, ...); the lowest final loss is kept
-    diversity: bool = False  # keep every restart's image: diversity.png, mean/std, pairwise distance
-    channels: str | None = None  # invert only these channels: 0:64 | 3,7,12 | top:K (see featinv.optim.masks)
-    window: str | None = None  # invert only this window of the feature map: y0:y1,x0:x1 (cells)
-    init: str = "noise"  # noise | grey | path to an image
-    seed: int = 0
-    clamp: bool = True  # project pixels back into [0, 1] after each step
-    pixel_bound: float = 0.0  # >0: cap each pixel's norm in the network's mean-subtracted space (IJCV's B)
-    jitter: int = 0  # random shift of up to N pixels before each forward pass (IJCV)
-    jitter_off_last: int = 0  # no jitter during the last N steps
-    momentum_reset: bool = False  # clear optimiser momentum whenever the learning rate changes (CVPR code)
-    snapshot_every: int = 10  # 0 = no snapshots (the final image is always saved)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the network (see featinv.nets.perf.native_precision)
-    compile: str | None = None  # torch.compile mode for each step (opt-in; see COMPILE_MODES); None = eager
-    preprocess: str | None = None  # preset (imagenet, caffe, tf, none); None = the weights' own
-    recipe: str | None = None  # the paper recipe these values came from (a record; see featinv.optim.recipes)
+    model: str = option(
+        "vgg16_offline",
+        f"network: {', '.join(OFFLINE_MODELS)} (offline weights), a torchvision name (e.g. vgg16_bn, "
+        "resnet18), timm:NAME, or a .onnx file",
+    )
+    weights: str | None = option(
+        None,
+        "torchvision weights enum (DEFAULT, IMAGENET1K_V1), a local .pth file, or 'none' (random init); "
+        "unset: the model's own",
+    )
+    layers: tuple[str, ...] | None = option(
+        None,
+        "comma-separated layer names, each optionally NAME:WEIGHT (e.g. conv3_1,fc6:2); unset: the model's "
+        "default layer (see `featinv layers MODEL`)",
+    )
+    size: int = option(128, "square input size in pixels")
+    steps: int = option(200, "optimisation steps")
+    lr: float | None = option(None, "base learning rate")
+    schedule: str = option(
+        "constant", "constant | step:every=100,gamma=0.1 | exp:final=0.01 | cosine:warmup=10 | piecewise:800x1,500x0.1"
+    )
+    optimizer: str = option("adam", "the optimiser: adam | sgd | lbfgs (L-BFGS with line search)", OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum (sgd only)")
+    tv: float | None = option(None, "total-variation weight (TV is a per-pixel mean; see featinv.optim.objectives)")
+    tv_beta: float = option(2.0, "TV exponent beta (1 = isotropic TV)")
+    tv_kind: str = option(
+        "iso", "iso: TV^beta | vector: channels summed | l1: anisotropic, like tf.image.total_variation", TV_KINDS
+    )
+    alpha_norm: float | None = option(None, "alpha-norm weight (the paper recipes set their own)")
+    alpha: float | None = option(None, "alpha-norm exponent (6 is the papers'; 2 = a pull towards grey)")
+    prior_space: str = option(
+        "rgb",
+        "where the priors act: rgb, on the image in [0, 1] | network: on the mean-subtracted network input "
+        "(the papers')",
+        PRIOR_SPACES,
+    )
+    param: str | None = option(
+        None,
+        "image parameterisation: pixel | fourier (1/f spectrum, decorrelated colour) | pyramid (Laplacian) | "
+        "dip (Deep Image Prior)",
+        PARAMS,
+    )
+    transforms: str | None = option(
+        None, "random transforms before the network each step, e.g. jitter=4,scale=0.1,rotate=10, or none"
+    )
+    chroma_scale: int | None = option(
+        None,
+        "fourier/pyramid: colour may change only over N pixels or more, brightness at every pixel (1 = no limit)",
+    )
+    restarts: int = option(1, "run N seeds side by side (seed, seed+1, ...) and keep the lowest final loss")
+    diversity: bool = option(
+        False,
+        "with restarts N: keep all N images and write diversity.png (them, their mean, a per-pixel std map: "
+        "what the layer does not pin down) and their spread in summary.json",
+    )
+    channels: str | None = option(
+        None, "invert only some of the layers' channels: 0:64 | 3,7,12 | top:K (by the target's energy); unset: all"
+    )
+    window: str | None = option(
+        None,
+        "invert only a window of the feature map, y0:y1,x0:x1 in cells; window.png shows the pixels it sees "
+        "(its receptive field); unset: the whole map",
+    )
+    init: str = option("noise", "the start: noise (seeded) | grey | path to an image")
+    seed: int = option(0, "random seed")
+    clamp: bool = option(True, "project pixels back into [0, 1] after each step")
+    pixel_bound: float = option(
+        0.0, "cap each pixel's norm in the network's mean-subtracted space (IJCV's B; 0 = no cap)"
+    )
+    jitter: int = option(0, "random shift of up to N pixels before each forward pass (IJCV)")
+    jitter_off_last: int = option(0, "no jitter during the last N steps")
+    momentum_reset: bool = option(
+        False, "clear the optimiser's momentum whenever the learning rate changes (the CVPR code)"
+    )
+    snapshot_every: int = option(10, "save a snapshot every N steps (0 = none; the final image is always saved)")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = option(
+        "fp32",
+        "autocast the network: fp32 | bf16 | fp16 (CUDA; bf16 on CPUs with AVX512-BF16/AMX, 1.2-1.8x faster "
+        "there; elsewhere it is emulated and slow; see featinv.nets.perf.native_precision)",
+        PRECISIONS,
+    )
+    compile: str | None = option(
+        None,
+        "opt-in torch.compile of each step: default | reduce-overhead (CUDA graphs) | max-autotune | "
+        "max-autotune-no-cudagraphs; the first "
+        "step compiles (slower on a 2-core CPU: see BENCHMARKS.md); unset: eager",
+        COMPILE_MODES,
+    )
+    preprocess: str | None = option(
+        None, f"override the weights' preprocessing: {' | '.join(PRESET_NAMES)}; unset: the weights' own", PRESET_NAMES
+    )
+    recipe: str | None = option(
+        None,
+        f"set everything as a paper's code did: {' | '.join(RECIPES)} (options still override; "
+        "see featinv.optim.recipes); unset: featinv's own defaults",
+        RECIPES,
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):

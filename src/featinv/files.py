@@ -29,34 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import ImageError, did_you_mean
-
-# Photos that ship inside installed packages (no download needed), as ``PACKAGE:NAME``:
-# scikit-image's (``motorcycle`` is the left view of its stereo pair), matplotlib's sample photo
-# and scikit-learn's two (the ``photos`` extra; CC BY 2.0, see sklearn/datasets/images/README.txt).
-SAMPLE_IMAGES = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "camera",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "logo",
-    "coins",
-    "moon",
-    "text",
-    "motorcycle",
-    "brick",
-    "grass",
-    "gravel",
-    "cell",
-    "clock",
-)
-MATPLOTLIB_IMAGES = ("grace_hopper",)
-SKLEARN_IMAGES = ("china", "flower")
-SAMPLE_PREFIX = "skimage:"
-SAMPLES = {SAMPLE_PREFIX: SAMPLE_IMAGES, "matplotlib:": MATPLOTLIB_IMAGES, "sklearn:": SKLEARN_IMAGES}
+from .specs import MATPLOTLIB_IMAGES, SAMPLE_IMAGES, SAMPLE_PREFIX, SAMPLES, SKLEARN_IMAGES  # noqa: F401 (re-exported)
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 

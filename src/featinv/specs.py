@@ -20,6 +20,39 @@ CHROMA_PARAMS = ("fourier", "pyramid")  # those that can hold colour to a coarse
 CUSTOM_PARAM = "custom"  # a module of the user's, passed from Python: featinv.invert(param=...)
 STARTS_WITHOUT_IMAGE = ("noise",)  # the inits that dip (which draws its own start) can honour
 
+# Names a config may hold whose owners import torch (the CLI's help lists them without it).
+OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline")  # featinv.nets.models
+PRESET_NAMES = ("imagenet", "caffe", "tf", "none")  # featinv.nets.preprocess.PRESETS
+RECIPES = ("mahendran2015", "mahendran2016")  # featinv.optim.recipes
+
+# Photos that ship inside installed packages (no download needed), as ``PACKAGE:NAME``:
+# scikit-image's (``motorcycle`` is the left view of its stereo pair), matplotlib's sample photo
+# and scikit-learn's two (the ``photos`` extra; CC BY 2.0, see sklearn/datasets/images/README.txt).
+SAMPLE_IMAGES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "camera",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "logo",
+    "coins",
+    "moon",
+    "text",
+    "motorcycle",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "clock",
+)
+MATPLOTLIB_IMAGES = ("grace_hopper",)
+SKLEARN_IMAGES = ("china", "flower")
+SAMPLE_PREFIX = "skimage:"
+SAMPLES = {SAMPLE_PREFIX: SAMPLE_IMAGES, "matplotlib:": MATPLOTLIB_IMAGES, "sklearn:": SKLEARN_IMAGES}
+
 
 def parse_range(text: str, limit: int, what: str) -> tuple[int, int]:
     """``"START:END"`` -> ``(start, end)``, checked: ``0 <= start < end <= limit``."""

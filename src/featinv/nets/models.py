@@ -37,10 +37,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, WeightsUnavailableError, did_you_mean
+from ..specs import OFFLINE_MODELS
 from .preprocess import PRESETS, Preprocess
 
 DEFAULT_MODEL = "vgg16_offline"
-OFFLINE_MODELS = ("vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline")
 DEFAULT_LAYERS = {
     "vgg16_offline": "relu3_3",
     "efficientnet_lite0_offline": "stage3",

@@ -37,8 +37,8 @@ import torch
 
 from ..errors import ConfigError, did_you_mean
 from ..nets.layers import LayerRequest
+from ..specs import RECIPES
 
-RECIPES = ("mahendran2015", "mahendran2016")
 SIGMA = 80.0  # average pixel norm in 0-255 space (nnpreimage get_defaults.m)
 # The IJCV data-term weight C for layers given without a weight. The paper varies C over
 # {1, 20, 100, 300} without the notes saying which it used where; with C = 1 the TV prior wins
