@@ -125,7 +125,7 @@ def test_stop_and_resume_in_memory_equals_uninterrupted():
     first = Inversion(config)
     partial = first.run([StopAfter(5)])
     assert partial.status == "interrupted" and partial.steps == 5
-    second = Inversion(config, first.model)
+    second = Inversion(config, first.problem.model)
     second.load_state_dict(first.state_dict())
     resumed = second.run()
     assert resumed.steps == 12 and torch.equal(resumed.image, full.image)
@@ -196,7 +196,7 @@ def test_jittered_run_resumes_to_the_same_image():
     full = Inversion(config).run()
     first = Inversion(config)
     first.run([StopAfter(4)])
-    second = Inversion(config, first.model)
+    second = Inversion(config, first.problem.model)
     second.load_state_dict(first.state_dict())
     assert torch.equal(second.run().image, full.image)
     assert not torch.equal(full.image, Inversion(config.replace(jitter=0)).run().image)
@@ -240,7 +240,7 @@ def test_trials_with_the_same_lr_course_share_an_optimizer_group():
         InvertConfig(lr=0.05, seed=2, tv=2.0, **options),
     ]
     run = Inversion(configs)
-    assert run.group_of == [0, 1, 0] and len(run.optimizer.param_groups) == 2
+    assert run.group_of == [0, 1, 0] and len(run.stepper.optimizer.param_groups) == 2
     batched = run.run_all()
     for i, (config, result) in enumerate(zip(configs, batched)):
         assert run.state_dict(i)["optimizer"]["param_groups"][0]["lr"] == config.lr

@@ -109,7 +109,7 @@ def test_resume_is_bit_identical(kind, chroma_scale):
     full = Inversion(config).run()
     first = Inversion(config)
     first.run([StopAfter(3)])
-    second = Inversion(config, first.model)
+    second = Inversion(config, first.problem.model)
     second.load_state_dict(first.state_dict())
     resumed = second.run()
     assert resumed.steps == 8 and torch.equal(resumed.image, full.image)

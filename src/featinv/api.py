@@ -104,12 +104,13 @@ def invert(
         if key in options and in_memory(options[key]):
             name = describe(options[key])
             images[name], options[key] = read_image(options[key]), name
-    known = (
+    known = (  # the network, loaded once: for the recipe (if any) and the run
         {(options.get("model", base.get("model")), options.get("weights", base.get("weights"))): model}
         if isinstance(model, LoadedModel)
-        else None
+        else {}
     )
     config, header = with_recipe(base, options, models=known)
+    model = known.get((config.model, config.weights), model)
     if out is None:
         if resume:
             from .errors import RunFolderError

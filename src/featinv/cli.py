@@ -244,15 +244,15 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in NAMES if getattr(args, k, None) is not None}
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
+def _config_from_args(args: argparse.Namespace, under: dict[str, Any], models: dict) -> tuple[Any, str]:
+    """The config of ``under`` < the --config file < the options, with its recipe applied, and
+    the recipe's YAML header; a network the recipe loads is left in ``models`` for the run."""
     from .config import read_yaml
-
-    explicit = _explicit(args)
-    base = read_yaml(args.config) if args.config else {}
     from .optim.recipes import with_recipe
 
-    config, args.header = with_recipe(base, explicit, str(args.config) if args.config else "options")
-    return base, explicit, config
+    given_file = read_yaml(args.config) if args.config else {}
+    where = str(args.config) if args.config else "options"
+    return with_recipe({**under, **given_file}, _explicit(args), where, models=models)
 
 
 def _default_out(config: Any) -> Path:
@@ -273,6 +273,7 @@ def _default_out(config: Any) -> Path:
 def cmd_invert(args: argparse.Namespace) -> int:
     from .runs.runfolder import CONFIG, run_in_folder, stored_config
 
+    models: dict = {}  # a recipe's network: loaded once, for the recipe and the run
     if args.resume:
         if args.out is None:
             raise _usage("--resume needs --out RUN_FOLDER (the run to continue)")
@@ -280,26 +281,19 @@ def cmd_invert(args: argparse.Namespace) -> int:
             from .errors import RunFolderError
 
             raise RunFolderError(f"nothing to resume in {str(args.out)!r}: expected a run folder with {CONFIG}")
-        from .config import read_yaml
-        from .optim.recipes import with_recipe
-
         # the file's values, then the options, over the stored run: any difference is refused below
-        given_file = read_yaml(args.config) if args.config else {}
-        config, _ = with_recipe(
-            {**stored_config(args.out).to_dict(), **given_file},
-            _explicit(args),
-            str(args.config) if args.config else "options",
-        )
+        config, header = _config_from_args(args, stored_config(args.out).to_dict(), models)
         out = args.out
     else:
-        _, _, config = _config_from_args(args)
+        config, header = _config_from_args(args, {}, models)
         out = args.out or _default_out(config)
     result = run_in_folder(
         config,
         out,
         resume=args.resume,
         quiet=args.quiet,
-        header=getattr(args, "header", ""),
+        header=header,
+        model=models.get((config.model, config.weights)),
         tensorboard=args.tensorboard,
     )
     s = result.summary

@@ -160,10 +160,14 @@ def naive_step_fn(model_name: str, layer: str, x0: torch.Tensor, target_image: t
 
 def floor_step_fn(run: Any, layer: str) -> Callable[[], None]:
     """The floor for ``run``'s batch: bare forward + backward-to-the-input of its extractor."""
-    x = run.preprocess(run.target).contiguous(memory_format=run.memory_format).requires_grad_(True)
+    x = (
+        run.problem.preprocess(run.problem.target)
+        .contiguous(memory_format=run.problem.memory_format)
+        .requires_grad_(True)
+    )
 
     def floor_step() -> None:
-        out = run.extractor(x)[layer]
+        out = run.problem.extractor(x)[layer]
         out.backward(torch.ones_like(out))
         x.grad = None
 
@@ -233,7 +237,7 @@ def measure(
     }
     if naive:
         start = torch.rand(case.batch, 3, case.size, case.size, device=device)
-        step = naive_step_fn(case.model, case.layer, start, run.target)
+        step = naive_step_fn(case.model, case.layer, start, run.problem.target)
         row["naive_s"] = median_seconds(step, device, steps, warmup)
         row["naive_over_featinv"] = row["naive_s"] / featinv
     return row
@@ -270,7 +274,7 @@ def measure_batched(
     batch = Inversion(configs)
     batched = median_seconds(batch.step_once, device, steps, warmup) / trials
     floor_batch = median_seconds(floor_step_fn(batch, layer), device, steps, warmup) / trials
-    singles = [Inversion(c, batch.model) for c in configs]
+    singles = [Inversion(c, batch.problem.model) for c in configs]
     sequential = statistics.mean(median_seconds(s.step_once, device, steps, warmup) for s in singles)
     floor_single = median_seconds(floor_step_fn(singles[0], layer), device, steps, warmup)
     return {

@@ -149,13 +149,11 @@ def photo_problem(photo: str, model: str, layer: str, size: int, cache: dict) ->
     True
     """
     from ..config import from_dict
-    from ..optim.defaults import resolve_defaults
     from ..optim.problem import Problem
 
     config = from_dict(_config(photo, model, layer, "default", size, 1))
     problem = Problem([config], cache.get((model, None)))
     cache[(model, None)] = problem.model
-    problem.set_objective([resolve_defaults(config, problem.stride)])
     return problem
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -346,6 +346,17 @@ def resolve(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
 def natural_key(name: str) -> list:
     """Sort 'conv10' after 'conv9'."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def stride_of(size: int, shapes: Iterable[Sequence[int]]) -> int:
+    """How far the deepest of these outputs has downsampled a ``size`` px input: input side / map
+    side, or the input side for an output without a spatial map (fc, pooled vectors). What the
+    layer-adaptive defaults and the paper recipes read.
+
+    >>> stride_of(128, [(1, 64, 128, 128), (1, 512, 4, 4)]), stride_of(128, [(1, 1000)])
+    (32, 128)
+    """
+    return max(max(size // shape[-1], 1) if len(shape) == 4 else size for shape in shapes)
 
 
 def invertible(shape: tuple[int, ...] | None) -> bool:

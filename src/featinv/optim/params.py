@@ -22,6 +22,8 @@ the weights of an untrained convolutional network lands on very different images
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,16 +65,36 @@ class ImageParam(nn.Module):
 
 
 class PixelParam(ImageParam):
-    """The pixels themselves, ``[1, 3, S, S]``; :meth:`project_` is done by the caller, which
-    knows the clamp and the IJCV pixel-norm bound."""
+    """The pixels themselves, ``[1, 3, S, S]``. After each step :meth:`project_` applies
+    ``bound`` (IJCV's pixel-norm bound, in the network's space: see
+    :meth:`featinv.nets.preprocess.Preprocess.bound_pixel_norm`) where given, then clamps the
+    pixels into [0, 1] unless ``clamp`` is off.
 
-    def __init__(self, start: torch.Tensor) -> None:
+    >>> p = PixelParam(torch.full((1, 3, 2, 2), 1.5))
+    >>> p.project_(); p().max().item()
+    1.0
+    """
+
+    def __init__(
+        self,
+        start: torch.Tensor,
+        clamp: bool = True,
+        bound: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.size = start.shape[-1]
         self.pixels = nn.Parameter(start.clone())
+        self.clamp, self.bound = clamp, bound
 
     def forward(self) -> torch.Tensor:
         return self.pixels
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        if self.bound is not None:
+            self.pixels.copy_(self.bound(self.pixels))
+        if self.clamp:
+            self.pixels.clamp_(0.0, 1.0)
 
 
 def _frequencies(size: int) -> torch.Tensor:
@@ -252,7 +274,14 @@ def random_start(kind: str, size: int, seed: int) -> torch.Tensor:
 
 
 def make_param(
-    kind: str, size: int, seed: int = 0, start: torch.Tensor | None = None, chroma_scale: int = 1
+    kind: str,
+    size: int,
+    seed: int = 0,
+    start: torch.Tensor | None = None,
+    chroma_scale: int = 1,
+    *,
+    clamp: bool = True,
+    bound: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ImageParam:
     """The parameterisation ``kind`` (see :data:`PARAMS`) of an ``size x size`` image.
 
@@ -260,6 +289,8 @@ def make_param(
     and ``pyramid`` represent it exactly; without it, they start from :func:`random_start`.
     ``dip`` starts from its own seeded network and takes no ``start``. ``chroma_scale`` N > 1
     (``fourier``, ``pyramid``): colour changes over N pixels or more, brightness at every pixel.
+    ``clamp`` and ``bound``: the projection of ``pixel`` (see :class:`PixelParam`); the others
+    map into [0, 1] by construction.
 
     >>> make_param("pixel", 4, start=torch.full((1, 3, 4, 4), 0.25))().unique().tolist()
     [0.25]
@@ -286,7 +317,7 @@ def make_param(
     if start.shape != (1, 3, size, size):
         raise ValueError(f"start must be [1, 3, {size}, {size}], got {list(start.shape)}")
     if kind == "pixel":
-        return PixelParam(start)
+        return PixelParam(start, clamp, bound)
     if kind == "fourier":
         return FourierParam(start, chroma_scale=chroma_scale)
     return PyramidParam(start, chroma_scale=chroma_scale)

@@ -2,13 +2,10 @@
 the objective. Given images, it answers "how far are they?"; it owns no image and no optimiser.
 
 >>> from featinv.config import InvertConfig
->>> from featinv.optim.defaults import resolve_defaults
->>> config = InvertConfig(model="resnet18", weights="none", layers=("res1",), size=16)
->>> problem = Problem([config])
->>> objective = problem.set_objective([resolve_defaults(config, problem.stride)])
+>>> problem = Problem([InvertConfig(model="resnet18", weights="none", layers=("res1",), size=16)])
 >>> total, parts = problem.losses(problem.target, problem.target)
->>> round(parts["feat_res1"].item(), 6), problem.stride
-(0.0, 4)
+>>> round(parts["feat_res1"].item(), 6), problem.stride, problem.configs[0].tv
+(0.0, 4, 0.5)
 """
 
 from __future__ import annotations
@@ -22,12 +19,13 @@ from ..config import InvertConfig, resolved
 from ..errors import ConfigError, FeatinvWarning
 from ..files import load_target
 from ..nets.extractor import FeatureExtractor, frozen
-from ..nets.layers import LayerRequest, parse_layers
+from ..nets.layers import LayerRequest, parse_layers, stride_of
 from ..nets.models import LoadedModel, load_model
 from ..nets.perf import native_precision, use_channels_last
 from ..nets.preprocess import preset
 from ..nets.sizing import check_size
 from .compose import Features, Sum, alpha_norm, tv
+from .defaults import resolve_defaults
 from .masks import channel_mask, window_mask
 from .objectives import Objective
 
@@ -46,9 +44,11 @@ class Problem:
     """Network, preprocessing, targets ``[B, 3, S, S]`` and their features (computed once), for
     configs that agree on ``featinv.config.BATCH_SHARED``.
 
-    ``stride`` is the deepest requested layer's downsampling (input side / feature-map side;
-    the input side for a layer without a spatial map): what the layer-adaptive defaults read.
-    The objective is made by :meth:`set_objective` once the configs' weights are resolved.
+    ``stride`` is the deepest requested layer's downsampling (:func:`featinv.nets.layers.stride_of`);
+    ``configs`` are the configs with the values left to the layer filled in for it
+    (:func:`featinv.optim.defaults.resolve_defaults`: what a run folder's config.yaml records), and
+    the objective is ``objective`` (a :class:`~featinv.optim.compose.Sum` of the user's) or what
+    those configs ask for (:meth:`config_objective`), bound to the targets' features.
     ``images`` maps the configs' image names to images already read or to files' bytes (see
     :func:`featinv.files.read_image`); other names are read from disk.
     """
@@ -58,6 +58,7 @@ class Problem:
         configs: Sequence[InvertConfig],
         model: LoadedModel | None = None,
         images: Mapping[str, bytes | torch.Tensor] | None = None,
+        objective: Sum | None = None,
     ) -> None:
         first = configs[0]
         self.device = resolve_device(first.device)
@@ -99,8 +100,10 @@ class Problem:
         self.masks = self._masks(configs)
         self._fields: dict = {}  # receptive fields of --window layers, by layer
         self.target_features = self.kept(self.target_features)
-        self.stride = self._stride(first.size)
-        self.objective = Objective([])
+        self.stride = stride_of(first.size, [f.shape for f in self.target_features.values()])
+        self.configs = [resolve_defaults(c.replace(layers=self.layers), self.stride) for c in configs]
+        spec = objective if objective is not None else self.config_objective(self.configs)
+        self.objective: Objective = spec.bind(self.target_features, self.preprocess.centred)
 
     def _masks(self, configs: Sequence[InvertConfig]) -> dict[str, torch.Tensor]:
         """Each layer's 0/1 mask ``[B, ...]`` from the configs' ``channels`` and ``window`` (none when
@@ -148,18 +151,6 @@ class Problem:
         if not self.masks:
             return features
         return {k: v * self.masks[k] if k in self.masks else v for k, v in features.items()}
-
-    def _stride(self, size: int) -> int:
-        deepest = max(self.target_features.values(), key=lambda f: size // f.shape[-1] if f.dim() == 4 else size)
-        return max(size // deepest.shape[-1], 1) if deepest.dim() == 4 else size
-
-    def set_objective(self, configs: Sequence[InvertConfig], objective: Sum | None = None) -> Objective:
-        """Bind ``objective`` (a :class:`~featinv.optim.compose.Sum`; the configs' own by default,
-        see :meth:`config_objective`) to the targets' features (``configs`` resolved: see
-        :func:`featinv.optim.defaults.resolve_defaults`)."""
-        objective = objective if objective is not None else self.config_objective(configs)
-        self.objective = objective.bind(self.target_features, self.preprocess.centred)
-        return self.objective
 
     def config_objective(self, configs: Sequence[InvertConfig]) -> Sum:
         """What the configs ask for, as a sum: each requested layer with its weight (and its

@@ -51,7 +51,7 @@ IJCV_DATA_WEIGHT = 300.0
 def _depth_and_stride(model: Any, layers: Sequence[str], size: int) -> tuple[float, int]:
     """Relative depth (0..1) of the deepest layer among the model's aliases, and its stride."""
     from ..nets.extractor import FeatureExtractor
-    from ..nets.layers import aliases, graph_nodes, resolve
+    from ..nets.layers import aliases, graph_nodes, resolve, stride_of
 
     names = [layer.split(":")[0] for layer in layers]
     nodes = graph_nodes(model)
@@ -66,8 +66,7 @@ def _depth_and_stride(model: Any, layers: Sequence[str], size: int) -> tuple[flo
     with torch.no_grad():
         param = next(model.parameters())
         out = FeatureExtractor(model, [deepest])(torch.zeros(1, 3, size, size, device=param.device))[deepest]
-    stride = size // out.shape[-1] if out.dim() == 4 else size
-    return depth, max(stride, 1)
+    return depth, stride_of(size, [out.shape])
 
 
 def recipe_values(name: str, model: Any, layers: Sequence[str], size: int) -> tuple[dict[str, Any], str]:

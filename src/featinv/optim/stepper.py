@@ -79,11 +79,13 @@ class Stepper:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
-        """One update (L-BFGS evaluates ``closure`` as often as it needs)."""
+    def step(self, closure: Callable[[], torch.Tensor]) -> None:
+        """One update. ``closure`` computes the loss and its gradients: once for Adam and SGD,
+        as often as it needs for L-BFGS (its line of search)."""
         if self.lbfgs:
             self.optimizer.step(closure)  # type: ignore[arg-type]  # torch types step() without a closure
         else:
+            closure()
             self.optimizer.step()
 
     def state_dict(self, index: int) -> dict[str, Any]:

@@ -123,19 +123,21 @@ class RunFolder:
         files.write_text(self.folder / CONFIG, to_yaml(run.configs[self.index], self.header))
         env = environment(run.device)
         env.update(
-            model=run.model.label,
-            weights=run.model.weights,
-            pretrained=run.model.pretrained,
-            model_note=run.model.note,
-            preprocess=run.preprocess.to_dict(),
+            model=run.problem.model.label,
+            weights=run.problem.model.weights,
+            pretrained=run.problem.model.pretrained,
+            model_note=run.problem.model.note,
+            preprocess=run.problem.preprocess.to_dict(),
         )
         files.write_json(self.folder / "env.json", env)
-        files.save_image(run.target[self.index], self.folder / TARGET)
+        files.save_image(run.problem.target[self.index], self.folder / TARGET)
         window = run.problem.window_pixels(run.configs[self.index])
         if window:  # --window: the pixels the window's cells see, on the target
             from ..nets.receptive import draw_window
 
-            files.save_image(draw_window(run.target[self.index].cpu(), tuple(window["pixels"])), self.folder / WINDOW)
+            files.save_image(
+                draw_window(run.problem.target[self.index].cpu(), tuple(window["pixels"])), self.folder / WINDOW
+            )
 
     def on_step(self, run: Inversion, rows: list) -> None:
         every = run.configs[self.index].snapshot_every
