@@ -74,9 +74,9 @@ def _sample_array(prefix: str, name: str) -> np.ndarray:
         try:
             from sklearn.datasets import load_sample_image
         except ImportError:
-            raise ImageError(
-                f"sklearn:{name} ships with scikit-learn: pip install 'featinv[photos]' (or scikit-learn)"
-            ) from None
+            from .install import install_hint
+
+            raise ImageError(f"sklearn:{name} ships with scikit-learn: {install_hint('scikit-learn')}") from None
         return load_sample_image(f"{name}.jpg")
     import skimage.data
 

