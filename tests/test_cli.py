@@ -245,11 +245,18 @@ def test_sweep_on_a_process_pool_from_the_command_line(tmp_path):
     assert bad.returncode == 2 and "--executor local only" in bad.stderr
 
 
-def test_models_command_lists_the_offline_ones_first():
+def test_models_command_lists_the_offline_ones_first_and_says_which_need_a_download(tmp_path, monkeypatch):
+    import torchvision
+
+    url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]).write_bytes(b"cached")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     proc = run_cli("models")
     lines = proc.stdout.splitlines()
-    assert proc.returncode == 0 and lines[0].startswith("vgg16_offline") and "offline ImageNet weights" in lines[0]
-    assert "resnet18" in lines and "vit_b_16" in lines
+    assert proc.returncode == 0 and lines[0] == "vgg16_offline  (offline ImageNet weights)"
+    assert "resnet18  (ImageNet weights cached)" in lines
+    assert "vit_b_16  (ImageNet weights need a download (--weights none runs offline))" in lines
 
 
 def test_layers_plot_draws_the_structure(tmp_path):
@@ -374,3 +381,16 @@ def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     resumed = run_cli("invert", "--resume", "--out", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 60
+
+
+@pytest.mark.parametrize("where", ["before the command", "after it"])
+def test_debug_shows_the_traceback_wherever_the_flag_is_given(where):
+    """`featinv --debug invert ...` (where `featinv --help` lists it) and `featinv invert ... --debug`."""
+    from featinv.cli import main
+    from featinv.errors import ImageError
+
+    argv = ["invert", "no-such-photo.png", "--size", "16", "--steps", "1"]
+    argv = ["--debug", *argv] if where == "before the command" else [*argv, "--debug"]
+    with pytest.raises(ImageError):  # raised through: Python prints the whole traceback
+        main(argv)
+    assert main(argv[1:] if where == "before the command" else argv[:-1]) == 2  # without it: one line

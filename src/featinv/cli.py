@@ -33,11 +33,17 @@ def _add_config_options(parser: argparse.ArgumentParser, image_flag: bool) -> No
     group.add_argument("--config", type=Path, help="YAML file of options; command-line options win")
 
 
+def _add_debug(command: argparse.ArgumentParser) -> None:
+    """``--debug`` after the command too; absent there, it leaves the top-level flag's value
+    (a subcommand's own default would overwrite ``featinv --debug COMMAND``)."""
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="featinv", description="Reconstruct images from a network's features (Mahendran & Vedaldi 2015)."
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks (here or after the command)")
     parser.add_argument("--version", action="version", version=f"featinv {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--resume", action="store_true", help="continue the run in --out")
     inv.add_argument("--quiet", action="store_true", help="no progress bar, only errors")
     inv.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
-    inv.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(inv)
 
     lay = sub.add_parser("layers", help="list a model's layer names, aliases and output shapes")
     lay.add_argument("model", nargs="?", default="vgg16_offline")
@@ -63,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
     lay.add_argument("--plot", type=Path, help="also draw the structure to this PNG file")
     lay.add_argument("--highlight", default="", help="comma-separated layers to highlight in --plot")
-    lay.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(lay)
 
     sw = sub.add_parser(
         "sweep",
@@ -93,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-j", "--jobs", type=int, default=2, help="worker processes for --executor processes")
     sw.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     sw.add_argument("--gpus", type=float, default=0, help="GPUs per Ray task (default 0)")
-    sw.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(sw)
 
     st = sub.add_parser(
         "study",
@@ -113,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--image", default="skimage:chelsea", help="target image (default skimage:chelsea)")
     st.add_argument("--batch", type=int, default=None, help="trials per forward pass (default: automatic)")
     st.add_argument("--quiet", action="store_true", help="print only where the report is")
-    st.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(st)
 
     rep = sub.add_parser("report", help="write report.html and report.md for a run, sweep or study folder")
     rep.add_argument("folder", type=Path)
@@ -122,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also save report.png, rendered by a headless Chromium (must be installed)",
     )
-    rep.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(rep)
 
     be = sub.add_parser(
         "bench",
@@ -203,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("runs/quality"),
         help="folder for quality.json, quality.md and the grids (default runs/quality)",
     )
-    be.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(be)
 
     co = sub.add_parser(
         "compare",
@@ -216,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("runs/compare"),
         help="folder for report.html, report.md and compare.png (default runs/compare)",
     )
-    co.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(co)
     mo = sub.add_parser("models", help="list the available models (the offline ones first, then torchvision's)")
     mo.add_argument(
         "--timm",
@@ -227,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list timm's models instead, matching PATTERN (wildcards as timm.list_models, "
         "e.g. 'vit_*'); use them as --model timm:NAME",
     )
-    mo.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_debug(mo)
     return parser
 
 
@@ -567,8 +573,21 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise ModelError(f"no timm model matches {args.timm!r}: expected a pattern like 'resnet*' or 'vit_*'")
         print("\n".join(names))
         return 0
+    from .nets.models import weights_cached
+
     for name in available_models():
-        print(name + ("  (offline ImageNet weights)" if name in OFFLINE_MODELS else ""))
+        if name in OFFLINE_MODELS:
+            note = "offline ImageNet weights"
+        else:
+            cached = weights_cached(name)
+            note = (
+                "no published weights: --weights none"
+                if cached is None
+                else "ImageNet weights cached"
+                if cached
+                else "ImageNet weights need a download (--weights none runs offline)"
+            )
+        print(f"{name}  ({note})")
     return 0
 
 
