@@ -49,3 +49,6 @@ def test_a_result_shows_itself_in_a_notebook():
     assert np.allclose(np.asarray(png)[:, :32] / 255, r.target.permute(1, 2, 0).numpy(), atol=1 / 255)
     page = r._repr_html_()
     assert "data:image/png;base64," in page and f"PSNR {r.psnr:.2f} dB" in page and "res1" in page
+    line = repr(r)  # print(result) in a notebook: one line of numbers, not the tensors
+    assert "\n" not in line and len(line) < 300, line
+    assert all(part in line for part in ("resnet18", "res1", "done", f"PSNR {r.psnr:.2f} dB", "SSIM", "feature error"))

@@ -86,9 +86,10 @@ def summarize(
     return summary  # type: ignore[return-value]
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
-    """What an inversion produced. ``image`` and ``target`` are ``[3, H, W]`` in [0, 1]."""
+    """What an inversion produced. ``image`` and ``target`` are ``[3, H, W]`` in [0, 1]; it
+    prints as one line (:meth:`caption`), and shows itself as an image in a notebook."""
 
     image: torch.Tensor
     target: torch.Tensor
@@ -106,6 +107,9 @@ class Result:
         return self.summary["psnr"]
 
     # -- how a notebook shows it ---------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<Result {self.caption()}>"
+
     def caption(self) -> str:
         """One line of numbers: layers, status, steps, PSNR, SSIM, feature error."""
         s = self.summary
