@@ -188,7 +188,7 @@ def test_unknown_executor_and_missing_ray(monkeypatch):
     with pytest.raises(FeatinvError, match="Did you mean 'ray'"):
         make_executor("rays")
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
-    with pytest.raises(FeatinvError, match=r"pip install 'featinv\[ray\]'"):
+    with pytest.raises(FeatinvError, match=r"run `pip install 'ray>=2.40'` \(featinv's ray extra"):
         list(RayExecutor().run([]))
 
 
