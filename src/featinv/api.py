@@ -18,7 +18,7 @@ import torch
 from .config import InvertConfig
 from .files import ImageSource, describe, in_memory, read_image
 from .nets.models import LoadedModel, module_name
-from .optim.callbacks import ProgressBar
+from .optim.callbacks import ProgressBar, in_notebook
 from .optim.compose import Sum
 from .optim.inversion import Callback, Inversion
 from .optim.results import Result
@@ -34,7 +34,8 @@ def invert(
     out: str | Path | None = None,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
-    quiet: bool = True,
+    quiet: bool | None = None,
+    live: bool | None = None,
     param: str | torch.nn.Module | None = None,
     objective: Sum | None = None,
     **options: Any,
@@ -58,6 +59,9 @@ def invert(
     passing the module again). ``objective`` is a sum of terms from :mod:`featinv.objectives`
     (``features("relu3_3") + 0.5 * tv()``, ``channel("relu4_3", 12)``, ...); it replaces what
     ``layers``, ``tv`` and ``alpha_norm`` would build, and names the layers the run extracts.
+
+    ``quiet`` (default: quiet except in a notebook) hides the progress bar; ``live`` (default: in a
+    notebook, unless quiet) shows the image forming (:mod:`featinv.optim.live`).
 
     With ``out``, the run is written to that folder (config, log, snapshots, final image,
     summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
@@ -111,6 +115,12 @@ def invert(
     )
     config, header = with_recipe(base, options, models=known)
     model = known.get((config.model, config.weights), model)
+    notebook = in_notebook()
+    quiet = not notebook if quiet is None else quiet
+    if live if live is not None else notebook and not quiet:
+        from .optim.live import LiveView
+
+        callbacks = [*callbacks, LiveView()]
     if out is None:
         if resume:
             from .errors import RunFolderError
