@@ -192,11 +192,30 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path, sig):
     assert final["status"] == "done" and final["steps"] == 200
 
 
-def test_layers_command_lists_aliases_with_shapes():
+def test_layers_command_lists_aliases_with_shapes_strides_and_defaults():
     proc = run_cli("layers", "resnet18", "--size", "64")
     assert proc.returncode == 0
-    rows = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()[1:]}
-    assert rows["res2"] == "64x16x16" and rows["middle1"] == "64x16x16" and rows["fc"] == "1000"
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[1:]}
+    assert rows["res2"][1] == "64x16x16" and rows["middle1"][1] == "64x16x16" and rows["fc"][1] == "1000"
+    assert rows["res2"][2:] == ["stride", "4", "pyramid", "lr", "0.05", "tv", "0.5"]
+    assert rows["fc"][2:] == ["stride", "64", "dip", "lr", "0.01", "tv", "50"]
+
+
+def test_layers_are_shown_at_inverts_size_with_what_a_run_there_gets():
+    """Without --size the shapes are those of invert's default input (128 px), and each row's
+    defaults are what `featinv invert --layers ROW` would use."""
+    from featinv.config import InvertConfig
+    from featinv.optim.inversion import Inversion
+
+    proc = run_cli("layers")  # the offline VGG16
+    lines = proc.stdout.splitlines()
+    assert "for a 128x128 input" in lines[0]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["relu3_3"][1] == "256x32x32" and rows["pool5"][1] == "512x4x4"
+    for layer in ("relu1_2", "relu3_3", "pool5"):
+        run = Inversion(InvertConfig(layers=(layer,), size=32, steps=1))
+        shown = rows[layer][2:]
+        assert shown[2] == run.config.param and float(shown[4]) == run.config.lr and float(shown[6]) == run.config.tv
 
 
 def test_sweep_command_runs_the_small_example_and_resumes(tmp_path):

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "invert": "api",
+    "layers": "api",
     "Inversion": "optim.inversion",
     "Result": "optim.results",
     "Summary": "optim.results",

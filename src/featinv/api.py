@@ -146,3 +146,18 @@ def invert(
 
 # help(featinv.invert) lists every option, generated from the config so that it cannot drift
 invert.__doc__ = f"{invert.__doc__}\n{textwrap.indent(options_docs(), '    ')}\n"
+
+
+def layers(model: str | LoadedModel = "vgg16_offline", size: int = 128, weights: str | None = "none") -> Any:
+    """A network's layers at ``size`` px: alias, node, shape, stride and the defaults a run there
+    gets (a table in a notebook; ``print`` gives the ``featinv layers`` listing). ``weights``
+    default none: shapes do not depend on them.
+
+    >>> table = layers("resnet18", size=64)
+    >>> table.row("res2").stride, table.row("pool1").param
+    (4, 'pyramid')
+    """
+    from .nets.models import load_model
+    from .optim.layertable import layer_table
+
+    return layer_table(model if isinstance(model, LoadedModel) else load_model(model, weights), size)

@@ -62,10 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
     _add_debug(inv)
 
-    lay = sub.add_parser("layers", help="list a model's layer names, aliases and output shapes")
+    lay = sub.add_parser(
+        "layers", help="list a model's layers: aliases, output shapes, strides and the defaults a run there gets"
+    )
     lay.add_argument("model", nargs="?", default="vgg16_offline")
     lay.add_argument("--weights", default="none", help="weights to load (default none: shapes do not depend on them)")
-    lay.add_argument("--size", type=int, default=224, help="input size for the shapes (default 224)")
+    lay.add_argument(
+        "--size",
+        type=int,
+        default=128,
+        help="input size for the shapes, strides and defaults (default 128, as invert's)",
+    )
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
     lay.add_argument("--plot", type=Path, help="also draw the structure to this PNG file")
     lay.add_argument("--highlight", default="", help="comma-separated layers to highlight in --plot")
@@ -322,27 +329,11 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from .nets.layers import aliases, describe
     from .nets.models import load_model
+    from .optim.layertable import layer_table
 
     model = load_model(args.model, args.weights)
-    rows = describe(model.module, args.size, everything=args.all)
-    alias_names = set(aliases(model.module))
-    nodes = len(rows) - len(alias_names)
-    shown = rows if args.all or not alias_names else rows[: len(alias_names)]
-    hidden = (
-        ""
-        if args.all
-        else (" (--all for every node)" if alias_names else " (nodes without a tensor output hidden: --all shows them)")
-    )
-    width = max(len(r[0]) for r in shown)
-    node_width = max(len(r[1]) for r in shown)
-    print(
-        f"# {model.label}: {len(alias_names)} aliases, {nodes} {'' if args.all else 'invertible '}graph nodes; "
-        f"output shapes for a {args.size}x{args.size} input{hidden}"
-    )
-    for name, node, shape in shown:
-        print(f"{name:<{width}}  {node:<{node_width}}  {'x'.join(map(str, shape)) if shape else '-'}")
+    print(layer_table(model, args.size, everything=args.all))
     if args.plot:
         from .files import write_bytes
         from .reports.structure import structure_png
