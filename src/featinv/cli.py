@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     lay.add_argument(
         "--size",
         type=int,
-        default=128,
-        help="input size for the shapes, strides and defaults (default 128, as invert's)",
+        default=None,
+        help="input size for the shapes, strides and defaults (default 128, as invert's; 224 for a network "
+        "that takes only that)",
     )
     lay.add_argument("--all", action="store_true", help="also list every graph node, not only aliases")
     lay.add_argument("--plot", type=Path, help="also draw the structure to this PNG file")
@@ -329,11 +330,19 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .nets.models import load_model
     from .optim.layertable import layer_table
 
     model = load_model(args.model, args.weights)
-    print(layer_table(model, args.size, everything=args.all))
+    try:
+        listing = str(layer_table(model, args.size or 128, everything=args.all))
+    except ConfigError as exc:
+        if args.size is not None:
+            raise
+        header, _, rows = str(layer_table(model, 224, everything=args.all)).partition("\n")
+        listing = f"{header} (at 224 px: {exc})\n{rows}"  # a fixed-size network (ViT): ImageNet's size
+    print(listing)
     if args.plot:
         from .files import write_bytes
         from .reports.structure import structure_png

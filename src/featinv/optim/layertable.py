@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass
 
 from ..config import InvertConfig
+from ..errors import ConfigError
 from ..nets.layers import aliases, describe, stride_of
 from ..nets.models import LoadedModel, load_model  # noqa: F401 - load_model: the doctest's
 from .defaults import resolve_defaults
@@ -83,7 +84,11 @@ def layer_table(model: LoadedModel, size: int = InvertConfig.size, everything: b
     ``size`` px, with each layer's stride and the defaults :func:`resolve_defaults` gives it."""
     rows = []
     names = aliases(model.module)
-    listed = describe(model.module, size, everything=everything)
+    try:
+        listed = describe(model.module, size, everything=everything)
+    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:  # what sizing.refusal names
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"{model.label} does not take a {size}x{size} input: {reason}") from None
     if names and not everything:
         listed = listed[: len(names)]
     for name, node, shape in listed:
