@@ -159,3 +159,30 @@ def test_cli_study_resumes_and_report_takes_a_screenshot(fast_study, tmp_path):
     shot = run_cli("report", str(tmp_path / "run"), "--screenshot")
     assert shot.returncode == 0, shot.stderr
     assert (tmp_path / "run" / "report.png").stat().st_size > 10_000
+
+
+def test_the_study_ranks_speeds_only_where_the_step_times_can_tell(tmp_path):
+    """One contended measurement ranked networks wrongly: the fastest is named only when its
+    middle half of step times lies below every other's, and a run whose steps swing is flagged."""
+    import torch
+
+    from featinv.files import save_image
+    from featinv.reports.pages import RunRecord
+    from featinv.reports.study_pages import q4_findings, q4_table
+
+    def run(model, times):
+        save_image(torch.zeros(3, 4, 4), tmp_path / model / "final.png")
+        summary = {"model": model, "psnr": 20.0, "pretrained": True, "status": "done"}
+        history = [{"step": i + 1, "loss": 1.0, "seconds": t} for i, t in enumerate(times)]
+        return RunRecord(tmp_path / model, model, {"model": model, "layers": ["relu3_3"]}, summary, history)
+
+    steady = [0.5] + [0.010 + 0.0001 * (i % 5) for i in range(40)]  # a slow first step, then ~10 ms
+    slower = [0.5] + [0.030 + 0.0001 * (i % 5) for i in range(40)]
+    assert q4_findings([run("a", steady), run("b", slower)]).startswith("Fastest: a at relu3_3 (10 ms/step")
+    swinging = [0.5] + [0.025 if i % 2 else 0.374 for i in range(40)]  # 25 to 374 ms, as seen on a busy machine
+    text = q4_findings([run("a", steady), run("b", slower), run("c", swinging)])
+    assert "too close to rank" not in text and "varied by more than half within 1 of 3 runs" in text
+    overlapping = [0.5] + [0.008 + 0.004 * (i % 3) for i in range(40)]  # 8-16 ms: overlaps a's 10 ms
+    text = q4_findings([run("a", steady), run("d", overlapping)])
+    assert text.startswith("Speed: too close to rank") and "d (" in text
+    assert "middle half" in q4_table([run("a", steady)]).headers

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..experiments.study import QUESTIONS
+from ..metrics import StepTimes, step_times
 from ..runs.layout import DIVERSITY, STUDY, TRIALS_CSV
 from ..status import FINISHED, Status
 from .pages import Figure, RunRecord, Section, Table, feature_loss, fmt, read_trials, sweep_sections
@@ -136,7 +137,8 @@ def q4_table(runs: list[RunRecord]) -> Table:
                 s.get("model", r.config.get("model")),
                 "+".join(r.config.get("layers") or []),
                 "yes" if s.get("pretrained") else "no (random init)",
-                s.get("seconds_per_step", math.nan) * 1000,
+                _times(r).median * 1000,
+                f"{_times(r).low * 1000:.1f}-{_times(r).high * 1000:.1f}",
                 s.get("memory_mb", math.nan),
                 s.get("psnr", math.nan),
                 s.get("ssim", math.nan),
@@ -145,20 +147,61 @@ def q4_table(runs: list[RunRecord]) -> Table:
             ]
         )
     return Table(
-        ["model", "layer", "pretrained", "ms/step", "memory MB", "PSNR dB", "SSIM", "feature error", "status"], rows
+        [
+            "model",
+            "layer",
+            "pretrained",
+            "ms/step",
+            "middle half",
+            "memory MB",
+            "PSNR dB",
+            "SSIM",
+            "feature error",
+            "status",
+        ],
+        rows,
     )
+
+
+def _times(run: RunRecord) -> StepTimes:
+    """A run's step times from its log (median and middle half after a warm-up)."""
+    return step_times([row["seconds"] for row in run.history if "seconds" in row])
+
+
+def speed_sentence(done: list[RunRecord]) -> str:
+    """Which run is fastest, only where the measurements can tell: a ranking needs the fastest
+    run's middle half of step times to lie below the next one's (a busy machine swings a run's
+    steps by several times, and one contended measurement ranked networks wrongly)."""
+    timed = sorted((r for r in done if r.history), key=lambda r: _times(r).median)
+    if not timed:
+        return ""
+    fast, t = timed[0], _times(timed[0])
+    where = f"{fast.summary['model']} at {fast.config['layers'][0]}"
+    text = f"Fastest: {where} ({t.median * 1000:.0f} ms/step, middle half {t.low * 1000:.0f}-{t.high * 1000:.0f})"
+    close = [r for r in timed[1:] if _times(r).overlaps(t)]
+    if close:
+        names = ", ".join(f"{r.summary['model']} ({_times(r).median * 1000:.0f} ms/step)" for r in close)
+        text = (
+            f"Speed: too close to rank {where} ({t.median * 1000:.0f} ms/step) against {names}: their "
+            f"step times overlap (re-time them back to back on a quiet machine)"
+        )
+    noisy = [r for r in timed if _times(r).spread > 0.5]
+    if noisy:
+        text += (
+            f"; step times varied by more than half within {len(noisy)} of {len(timed)} runs (a busy "
+            f"machine?), so treat these speeds as rough"
+        )
+    return text + "."
 
 
 def q4_findings(runs: list[RunRecord]) -> str:
     done = _finished(runs)
     if not done:
         return "No trial finished."
-    fast = min(done, key=lambda r: r.summary["seconds_per_step"])
     best = max(done, key=lambda r: r.summary["psnr"])
     random = [r.summary["model"] for r in done if not r.summary.get("pretrained")]
     text = (
-        f"Fastest: {fast.summary['model']} at {fast.config['layers'][0]} "
-        f"({fast.summary['seconds_per_step'] * 1000:.0f} ms/step); best PSNR: {best.summary['model']} at "
+        f"{speed_sentence(done)} Best PSNR: {best.summary['model']} at "
         f"{best.config['layers'][0]} ({best.summary['psnr']:.1f} dB)."
     )
     by_model = {r.config["model"]: r for r in done}
