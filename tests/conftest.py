@@ -83,3 +83,16 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.Comp
         os.chdir(here)
         warnings.formatwarning = formatwarning
     return subprocess.CompletedProcess(["featinv", *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def chromium_installed():
+    """The report tests drive a real headless Chromium: without one, say how to get it."""
+    from featinv.reports.report import find_chromium
+
+    if find_chromium() is None:
+        pytest.fail(
+            "these tests drive a real headless Chromium, and none is installed: run `bash scripts/browser.sh` "
+            "(Debian's chromium; `make test` runs it first)",
+            pytrace=False,
+        )

@@ -128,7 +128,7 @@ def _in_chromium(html_path):
     return dom, total, ok
 
 
-def test_diversity_and_window_appear_in_the_run_report(tmp_path):
+def test_diversity_and_window_appear_in_the_run_report(tmp_path, chromium_installed):
     from featinv.reports.report import report
 
     invert(
@@ -146,7 +146,7 @@ def test_diversity_and_window_appear_in_the_run_report(tmp_path):
     assert "Diversity: the restarts (seeds 0, 1)" in dom and "Window 1:3,2:5 of res2" in dom
 
 
-def test_compare_puts_runs_side_by_side(tmp_path):
+def test_compare_puts_runs_side_by_side(tmp_path, chromium_installed):
     from conftest import run_cli
 
     for name, layer in (("shallow", "conv1"), ("deep", "res4")):

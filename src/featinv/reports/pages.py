@@ -392,7 +392,9 @@ def sweep_sections(
 
 # -- rendering ---------------------------------------------------------------------------
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+table{border-collapse:collapse;margin:1em 0;font-size:13px;max-width:100%}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td{white-space:nowrap}
+td:first-child{white-space:normal;overflow-wrap:anywhere;min-width:14em}
 th{background:#f3f3f3}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#555}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}section{border-top:2px solid #eee;margin-top:2em}"""
 
@@ -405,7 +407,10 @@ b.setAttribute('data-images-ok',i.filter(function(m){return m.complete&&m.natura
 b.setAttribute('data-sections',s.length);
 b.setAttribute('data-sections-shown',s.filter(function(x){return x.offsetHeight>40&&x.children.length>1&&
 x.firstElementChild.textContent.length>0;}).length);
-b.setAttribute('data-height',document.documentElement.scrollHeight);});"""
+b.setAttribute('data-height',document.documentElement.scrollHeight);
+b.setAttribute('data-width',document.documentElement.scrollWidth);
+b.setAttribute('data-tables-wider',[].slice.call(document.querySelectorAll('table')).filter(function(t){
+return t.getBoundingClientRect().right>b.getBoundingClientRect().right+1;}).length);});"""
 
 
 def to_html(title: str, sections: list[Section]) -> str:
@@ -419,7 +424,11 @@ def to_html(title: str, sections: list[Section]) -> str:
             if isinstance(b, str):
                 out.append(f"<p>{html.escape(b)}</p>")
             elif isinstance(b, Table):
-                out.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in b.headers) + "</tr>")
+                out.append(
+                    "<table><tr>"
+                    + "".join(f"<th>{html.escape(str(h)).replace('_', '_<wbr>')}</th>" for h in b.headers)
+                    + "</tr>"
+                )
                 out.extend("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in r) + "</tr>" for r in b.rows)
                 out.append("</table>")
             elif isinstance(b, Figure):
