@@ -413,3 +413,36 @@ def test_debug_shows_the_traceback_wherever_the_flag_is_given(where):
     with pytest.raises(ImageError):  # raised through: Python prints the whole traceback
         main(argv)
     assert main(argv[1:] if where == "before the command" else argv[:-1]) == 2  # without it: one line
+
+
+def test_ctrl_c_stops_a_sweep_resumably_with_exit_130(tmp_path):
+    """A real SIGINT: the running trial stops cleanly, no further trial starts, the exit code is
+    130; running the command again finishes the sweep, and the resumed trial's image is the one
+    an uninterrupted sweep draws, byte for byte."""
+    import signal
+    import subprocess
+    import time
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 1500, image: 'skimage:coffee'}\n"
+        "grid: {lr: [0.01, 0.02]}\n"
+    )
+    command = [sys.executable, "-m", "featinv", "sweep", str(spec), "--out", str(tmp_path / "out"), "--batch", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "out" / "trials" / "lr=0.01"
+    deadline = time.time() + 120
+    while not (first / "log.csv").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "re-run the same command to continue" in err and "[interrupted] lr=0.01" in out
+    assert not (tmp_path / "out" / "trials" / "lr=0.02").exists()  # no trial started after the Ctrl-C
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "2/2 trials finished" in again.stdout, again.stderr
+    whole = run_cli("sweep", str(spec), "--out", str(tmp_path / "whole"), "--batch", "1", "--quiet")
+    assert whole.returncode == 0
+    for name in ("lr=0.01", "lr=0.02"):
+        resumed, uninterrupted = tmp_path / "out" / "trials" / name, tmp_path / "whole" / "trials" / name
+        assert (resumed / "final.png").read_bytes() == (uninterrupted / "final.png").read_bytes(), name

@@ -380,7 +380,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     failed = sum(o.status == Status.FAILED for o in outcomes)
-    print(f"{len(outcomes) - failed}/{len(outcomes)} trials finished, {failed} failed; table: {out / 'trials.csv'}")
+    left = sum(o.status == Status.INTERRUPTED for o in outcomes)
+    finished = len(outcomes) - failed - left
+    print(f"{finished}/{len(outcomes)} trials finished, {failed} failed; table: {out / 'trials.csv'}")
+    if left:
+        code = _exit_interrupted()
+        print(f"interrupted: {left} trial(s) to run or resume: re-run the same command to continue", file=sys.stderr)
+        return code
     return 4 if failed else 0  # 1 is kept for featinv's own bugs
 
 

@@ -35,6 +35,13 @@ class Stoppable(Protocol):
 
 
 _running: list[Stoppable] = []  # the inversions stepping now, in this process
+_requested = [False]  # a Ctrl-C asked them to stop (within stop_on_signals): a sweep starts no more
+
+
+def stop_requested() -> bool:
+    """Whether a Ctrl-C under :func:`stop_on_signals` asked this process's inversions to stop
+    (a sweep then starts no further batch)."""
+    return _requested[0]
 
 
 @contextmanager
@@ -50,6 +57,7 @@ def running(run: Stoppable) -> Iterator[None]:
 def _handler(signum: int, frame: Any) -> None:
     if not _running or any(run.stop_reason == Status.INTERRUPTED for run in _running):
         raise KeyboardInterrupt  # nothing to stop cleanly, or the second Ctrl-C
+    _requested[0] = True
     for run in list(_running):
         run.request_stop(Status.INTERRUPTED)
 
@@ -69,9 +77,11 @@ def stop_on_signals() -> Iterator[None]:
     previous handlers come back after it, except where the block set one of its own (the CLI
     ignores Ctrl-C while it exits)."""
     previous = install()
+    _requested[0] = False
     try:
         yield
     finally:
+        _requested[0] = False
         for sig, old in previous.items():
             if signal.getsignal(sig) is _handler:
                 signal.signal(sig, old)

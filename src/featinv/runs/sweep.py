@@ -35,6 +35,8 @@ from typing import Any
 from .. import files
 from ..config import check_keys, read_yaml
 from ..errors import ConfigError
+from ..optim.interrupts import stop_requested
+from ..status import Status
 from .layout import SWEEP_SPEC, TRIALS_CSV
 from .trials import Trial, TrialOutcome, reused_outcome, run_batch, run_trial  # noqa: F401 - re-exported
 
@@ -252,7 +254,12 @@ def run_sweep(
         for job, outcomes in executor.run(jobs):
             for i, outcome in zip(job.indices, outcomes):
                 record(i, outcome)
-    return [done[i] for i in range(len(trials))]
+            if stop_requested():  # Ctrl-C: the running batch stopped cleanly (resumable); start no other
+                break
+    # the trials a Ctrl-C left for the next run of the sweep
+    return [
+        done.get(i) or TrialOutcome(trials[i], Status.INTERRUPTED, error=" (not started)") for i in range(len(trials))
+    ]
 
 
 @contextlib.contextmanager
