@@ -16,27 +16,26 @@ every 10 steps it adds well under 1 % to a step of tens of milliseconds.
 from __future__ import annotations
 
 import base64
-import html
-import io
 from typing import Any
 
 import torch
 
-from ..files import to_pil
+from .results import figure_html, png_bytes, side_by_side
 
 
 def frame(target: torch.Tensor, image: torch.Tensor, caption: str) -> dict[str, str]:
     """A display bundle: target | image (``[3, H, W]`` each) side by side, and the caption."""
-    gap = torch.ones(3, image.shape[1], 4)
-    buf = io.BytesIO()
-    to_pil(torch.cat([target.cpu(), gap, image.cpu()], dim=2)).save(buf, format="PNG")
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    page = (
-        f'<figure style="margin:0"><img src="data:image/png;base64,{png}" alt="target, then reconstruction" '
-        f'style="image-rendering:pixelated;min-width:320px"><figcaption>target | reconstruction<br>'
-        f"{html.escape(caption)}</figcaption></figure>"
-    )
-    return {"text/html": page, "image/png": png, "text/plain": caption}
+    png = png_bytes(side_by_side(target, image))
+    return bundle(png, caption)
+
+
+def bundle(png: bytes, caption: str) -> dict[str, str]:
+    """The raw MIME bundle IPython shows: HTML for Jupyter, the PNG and the caption for the rest."""
+    return {
+        "text/html": figure_html(png, caption),
+        "image/png": base64.b64encode(png).decode("ascii"),
+        "text/plain": caption,
+    }
 
 
 class LiveView:
@@ -66,7 +65,4 @@ class LiveView:
     def on_end(self, run: Any, results: list) -> None:
         if self.handle is not None:
             result = results[self.trial]
-            png = base64.b64encode(result._repr_png_()).decode("ascii")
-            self.handle.update(
-                {"text/html": result._repr_html_(), "image/png": png, "text/plain": result.caption()}, raw=True
-            )
+            self.handle.update(bundle(result._repr_png_(), result.caption()), raw=True)

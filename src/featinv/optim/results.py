@@ -121,25 +121,41 @@ class Result:
 
     def side_by_side(self) -> torch.Tensor:
         """Target and reconstruction next to each other, ``[3, H, 2W + 4]`` (a white gap)."""
-        gap = torch.ones(3, self.image.shape[1], 4)
-        return torch.cat([self.target.cpu(), gap, self.image.cpu()], dim=2)
+        return side_by_side(self.target, self.image)
 
     def _repr_png_(self) -> bytes:
-        import io
-
-        from ..files import to_pil
-
-        buf = io.BytesIO()
-        to_pil(self.side_by_side()).save(buf, format="PNG")
-        return buf.getvalue()
+        return png_bytes(self.side_by_side())
 
     def _repr_html_(self) -> str:
-        import base64
-        import html
+        return figure_html(self._repr_png_(), self.caption())
 
-        png = base64.b64encode(self._repr_png_()).decode("ascii")
-        return (
-            f'<figure style="margin:0"><img src="data:image/png;base64,{png}" '
-            f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
-            f"<figcaption>target | reconstruction<br>{html.escape(self.caption())}</figcaption></figure>"
-        )
+
+# -- pictures for a notebook (the live view draws the same ones while a run forms) ---------------
+def side_by_side(target: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """``[3, H, W]`` twice -> ``[3, H, 2W + 4]``: target, a white gap, image."""
+    gap = torch.ones(3, image.shape[1], 4)
+    return torch.cat([target.cpu(), gap, image.cpu()], dim=2)
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """A ``[3, H, W]`` image in ``[0, 1]`` as PNG bytes."""
+    import io
+
+    from ..files import to_pil
+
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def figure_html(png: bytes, caption: str) -> str:
+    """A side-by-side PNG as an HTML figure with its caption (pixels kept sharp when scaled up)."""
+    import base64
+    import html
+
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure style="margin:0"><img src="data:image/png;base64,{data}" '
+        f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
+        f"<figcaption>target | reconstruction<br>{html.escape(caption)}</figcaption></figure>"
+    )

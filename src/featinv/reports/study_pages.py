@@ -131,14 +131,14 @@ def diversity_row(runs: list[RunRecord]) -> Figure | None:
 def q4_table(runs: list[RunRecord]) -> Table:
     rows = []
     for r in runs:
-        s = r.summary
+        s, t = r.summary, _times(r)
         rows.append(
             [
                 s.get("model", r.config.get("model")),
                 "+".join(r.config.get("layers") or []),
                 "yes" if s.get("pretrained") else "no (random init)",
-                _times(r).median * 1000,
-                f"{_times(r).low * 1000:.1f}-{_times(r).high * 1000:.1f}",
+                t.median * 1000,
+                f"{t.low * 1000:.1f}-{t.high * 1000:.1f}",
                 s.get("memory_mb", math.nan),
                 s.get("psnr", math.nan),
                 s.get("ssim", math.nan),
@@ -172,20 +172,21 @@ def speed_sentence(done: list[RunRecord]) -> str:
     """Which run is fastest, only where the measurements can tell: a ranking needs the fastest
     run's middle half of step times to lie below the next one's (a busy machine swings a run's
     steps by several times, and one contended measurement ranked networks wrongly)."""
-    timed = sorted((r for r in done if r.history), key=lambda r: _times(r).median)
+    times = {id(r): _times(r) for r in done if r.history}
+    timed = sorted((r for r in done if r.history), key=lambda r: times[id(r)].median)
     if not timed:
         return ""
-    fast, t = timed[0], _times(timed[0])
+    fast, t = timed[0], times[id(timed[0])]
     where = f"{fast.summary['model']} at {fast.config['layers'][0]}"
     text = f"Fastest: {where} ({t.median * 1000:.0f} ms/step, middle half {t.low * 1000:.0f}-{t.high * 1000:.0f})"
-    close = [r for r in timed[1:] if _times(r).overlaps(t)]
+    close = [r for r in timed[1:] if times[id(r)].overlaps(t)]
     if close:
-        names = ", ".join(f"{r.summary['model']} ({_times(r).median * 1000:.0f} ms/step)" for r in close)
+        names = ", ".join(f"{r.summary['model']} ({times[id(r)].median * 1000:.0f} ms/step)" for r in close)
         text = (
             f"Speed: too close to rank {where} ({t.median * 1000:.0f} ms/step) against {names}: their "
             f"step times overlap (re-time them back to back on a quiet machine)"
         )
-    noisy = [r for r in timed if _times(r).spread > 0.5]
+    noisy = [r for r in timed if times[id(r)].spread > 0.5]
     if noisy:
         text += (
             f"; step times varied by more than half within {len(noisy)} of {len(timed)} runs (a busy "
