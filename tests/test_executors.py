@@ -306,6 +306,9 @@ def test_ray_resumes_a_trial_left_unfinished_on_the_driver(ray_local, local_run,
     trials = expand(SPEC)
     folder = tmp_path / "trials" / trials[0].name
     assert run_in_folder(trials[0].config, folder, callbacks=[StopAfter(2)]).status == "interrupted"
+    driver_steps = contents(folder / "log.csv")
     outcomes = run_sweep(trials, tmp_path, batch=2, executor=RayExecutor())
     assert [o.status for o in outcomes] == ["done"] * 4
     assert_same_results(local_run, tmp_path, batched_alike=False)  # the resumed trial ran alone at first
+    # resumed, not started over: the driver's two steps, their timings included, head the final log
+    assert contents(folder / "log.csv")[:2] == driver_steps
