@@ -62,7 +62,7 @@ def run_cli_process(*args: str, timeout: float = 300, **kwargs) -> subprocess.Co
 def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """Run the ``featinv`` script's ``main(ARGS)`` in this process: its exit code and what it
     printed. An exception escaping ``main`` (the traceback a user would see) fails the test.
-    The CLI's one process-wide change, the warnings' format, is undone afterwards."""
+    The CLI's process-wide changes, the warnings' format and filters, are undone afterwards."""
     import contextlib
     import io
     import warnings
@@ -70,7 +70,7 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.Comp
     from featinv.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    formatwarning, here = warnings.formatwarning, os.getcwd()
+    formatwarning, filters, here = warnings.formatwarning, list(warnings.filters), os.getcwd()
     try:
         if cwd is not None:
             os.chdir(cwd)
@@ -82,6 +82,7 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.Comp
     finally:
         os.chdir(here)
         warnings.formatwarning = formatwarning
+        warnings.filters[:] = filters
     return subprocess.CompletedProcess(["featinv", *args], code, out.getvalue(), err.getvalue())
 
 

@@ -197,3 +197,114 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
         ours, theirs = (FeatureExtractor(m, [layer])(x)[layer] for m in (keras.module, offline_vgg.module))
         # equal up to float32 summation order (which kernels run depends on what ran before)
         assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max(), layer
+
+
+# -- tf2onnx exports: integer shape arithmetic beside the features -------------------------------
+@pytest.fixture(scope="module")
+def tf2onnx_resnet(tmp_path_factory):
+    import tf2onnx_like
+
+    path = tmp_path_factory.mktemp("tf2onnx") / "keras_resnet.onnx"
+    tf2onnx_like.build(path)
+    return path
+
+
+def test_a_tf2onnx_graph_gets_its_aliases_from_float_tensors_only(tf2onnx_resnet):
+    """Its integer Adds (pads computed from the input's shape, before the stem) are not residual
+    blocks: res1 is the first block's output, and every alias is a float map in graph order."""
+    from featinv.nets.extractor import FeatureExtractor
+    from featinv.nets.layers import graph_nodes
+
+    model = load_model(str(tf2onnx_resnet))
+    table = aliases(model.module)
+    expected = {
+        "conv1": "model/conv1_conv/Conv2D",
+        "stem": "model/conv1_relu/Relu",
+        "pool1": "model/pool1_pool/MaxPool",
+        "middle1": "model/conv2_block1_1_relu/Relu",
+        "res1": "model/conv2_block1_out/Relu",
+        "layer1": "model/conv2_block1_out/Relu",
+        "middle2": "model/conv3_block1_1_relu/Relu",
+        "res2": "model/conv3_block1_out/Relu",
+        "layer2": "model/conv3_block1_out/Relu",
+        "fc": "model/predictions/MatMul",
+    }
+    structural = {a for a in table if not a.startswith("model/")}
+    assert structural == set(expected)
+    assert all(table[a] == table[onnx_name] for a, onnx_name in expected.items())
+    x = torch.rand(2, 3, 32, 32)
+    features = FeatureExtractor(model.module, list(expected))(x)
+    assert all(f.is_floating_point() for f in features.values())
+    assert [tuple(features[a].shape[1:]) for a in ("stem", "pool1", "res1", "res2")] == [
+        (8, 32, 32),
+        (8, 16, 16),
+        (8, 16, 16),
+        (16, 8, 8),
+    ]
+    order = graph_nodes(model.module)
+    positions = [order.index(table[a]) for a in ("conv1", "stem", "pool1", "middle1", "res1", "middle2", "res2", "fc")]
+    assert positions == sorted(positions)
+
+
+def test_a_tf2onnx_listing_hides_its_shape_arithmetic_unless_all(tf2onnx_resnet):
+    listed = run_cli("layers", str(tf2onnx_resnet), "--size", "32")
+    names = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert listed.returncode == 0 and {"res1", "res2", "model/zero_padding2d/Pad"} <= set(names)
+    plumbing = ("model/Shape", "model/Gather", "model/Add", "model/Sub", "model/pads", "model/flat_shape")
+    assert not set(plumbing) & set(names)
+    assert not any(n.startswith("featinv_") for n in names)  # the NCHW transpose featinv added
+    everything = run_cli("layers", str(tf2onnx_resnet), "--size", "32", "--all")
+    assert set(plumbing) <= {line.split()[0] for line in everything.stdout.splitlines()[1:]}
+
+
+def test_an_integer_layer_is_refused_naming_the_nearest_that_can_be_inverted(tf2onnx_resnet, tmp_path):
+    proc = run_cli(
+        "invert",
+        "--model",
+        str(tf2onnx_resnet),
+        "--layers",
+        "model/Add_1",
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'model/Add_1' cannot be inverted" in proc.stderr and "int64" in proc.stderr
+    assert "nearest layer that can be is 'model/zero_padding2d/Pad'" in proc.stderr  # what the arithmetic feeds
+
+
+def test_every_model_gets_a_default_layer_and_the_run_says_which(tf2onnx_resnet, tmp_path):
+    from featinv.nets.layers import default_layer
+
+    proc = run_cli(
+        "invert", "--model", str(tf2onnx_resnet), "--size", "32", "--steps", "2", "--out", str(tmp_path / "onnx")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "layer: res2, the model's default (--layers picks another)" in proc.stdout  # the last at stride 4
+    assert default_layer(load_model("vgg16", weights="none").module, 128) == "relu3_3"  # the offline VGG16's own
+    assert default_layer(load_model("mobilenet_v2", weights="none").module, 128) == "block3"  # stride 4's last
+    # no alias at stride 4 or 8 (tokens): the middle block
+    assert default_layer(load_model("vit_b_16", weights="none").module, 224) == "block7"
+
+
+def test_an_onnx_run_does_not_print_onnx2torchs_slice_warning(tf2onnx_resnet, tmp_path):
+    from conftest import run_cli_process
+
+    proc = run_cli_process(
+        "invert",
+        "--model",
+        str(tf2onnx_resnet),
+        "--layers",
+        "res1",
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert proc.returncode == 0 and "done:" in proc.stdout
+    assert "non-tuple sequence" not in proc.stderr, proc.stderr

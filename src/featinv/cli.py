@@ -318,6 +318,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
             f"feature error {errors}, {s['seconds_per_step'] * 1000:.0f} ms/step "
             f"[{s['model']}]"
         )
+        if not config.layers:
+            print(f"layer: {', '.join(s['feature_error'])}, the model's default (--layers picks another)")
         print(f"run folder: {out}")
     if result.status == Status.INTERRUPTED:
         code = _exit_interrupted()
@@ -619,8 +621,9 @@ def _exit_interrupted() -> int:
 
 def _format_own_warnings() -> None:
     """featinv's own warnings read ``featinv: warning: ...``; a third party's keep Python's format
-    (file, line, category), so nobody mistakes torch's deprecation notice for featinv's. The CLI
-    owns its process; the library never changes the warning format."""
+    (file, line, category), so nobody mistakes torch's deprecation notice for featinv's; one
+    known third-party notice is silenced. The CLI owns its process; the library never changes the
+    warning format or filters."""
     import warnings
 
     from .errors import FeatinvWarning
@@ -635,6 +638,9 @@ def _format_own_warnings() -> None:
         return standard(message, category, filename, lineno, line)
 
     warnings.formatwarning = format_warning
+    # onnx2torch's Slice indexes with a list, which torch warns about on every ONNX run with a
+    # Slice node (tf2onnx exports have them); it works, and the user can do nothing about it
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional", module="onnx2torch")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -365,15 +365,79 @@ def invertible(shape: tuple[int, ...] | None) -> bool:
     return shape is not None and len(shape) >= 1
 
 
+def check_invertible(model: nn.Module, features: dict[str, Any], size: int) -> None:
+    """Refuse, with a :class:`LayerError` naming the nearest layer that can be, a requested layer
+    whose output is not a float tensor with a feature axis (an ONNX file's integer shape
+    arithmetic, a size, a tuple): there is nothing there to match."""
+    for name, value in features.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() >= 2:
+            continue
+        what = (
+            f"a tensor of {str(value.dtype).removeprefix('torch.')} with shape {list(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else f"a {type(value).__name__}, not a tensor"
+        )
+        raise LayerError(
+            f"layer {name!r} cannot be inverted: its output is {what} (shape arithmetic or other "
+            f"plumbing, not features); the nearest layer that can be is {nearest_invertible(model, name, size)!r} "
+            f"(see `featinv layers MODEL`)"
+        )
+
+
+def nearest_invertible(model: nn.Module, name: str, size: int) -> str | None:
+    """The first invertible node after ``name`` in graph order (what its plumbing feeds), else the
+    last one before it, by its shortest alias."""
+    node = resolve(model, [name])[name]
+    nodes = graph_nodes(model)
+    shapes = {n: shape for _, n, shape in describe(model, size, everything=True)}
+    here = nodes.index(node)
+    candidates = [n for n in nodes if n != node and invertible(shapes.get(n))]
+    if not candidates:
+        return None
+    after = [n for n in candidates if nodes.index(n) > here]
+    best = after[0] if after else candidates[-1]
+    names = [a for a, n in aliases(model).items() if n == best]
+    return min(names, key=len) if names else best
+
+
+def default_layer(model: nn.Module, size: int) -> str:
+    """The layer a run inverts when none is given, for a model without its own default: the deepest
+    alias still at stride 4 (VGG16's relu3_3, ResNet-18's res2 = layer1), else at stride 8, else the middle
+    invertible layer (a transformer's middle block, a network without aliases' middle node).
+    Shapes are taken at ``size``, or at 224 px for a network whose head takes only that.
+
+    >>> from torchvision.models import resnet18
+    >>> default_layer(resnet18(), 64)  # the end of layer1
+    'res2'
+    """
+    try:
+        rows = describe(model, size, everything=False)
+    except (RuntimeError, ValueError, IndexError, AssertionError):  # a whole network fixed at its size
+        size = 224  # (a conv layer's name holds at any size; the run checks its own)
+        rows = describe(model, size, everything=False)
+    named = set(aliases(model))
+    candidates = [row for row in rows if row[0] in named] or rows
+    if not candidates:
+        raise LayerError(f"{type(model).__name__} has no layer that can be inverted at {size} px")
+    chosen = candidates[len(candidates) // 2]
+    for stride in (4, 8):
+        at = [row for row in candidates if row[2] and len(row[2]) == 3 and stride_of(size, [(1, *row[2])]) == stride]
+        if at:
+            chosen = at[-1]
+            break
+    return min((name for name, node, _ in candidates if node == chosen[1]), key=len)  # 'res2', not its ONNX name
+
+
 @torch.no_grad()
 def describe(
-    model: nn.Module, size: int = 224, everything: bool = True
+    model: nn.Module, size: int = 224, everything: bool = True, nodes_too: bool = True
 ) -> list[tuple[str, str, tuple[int, ...] | None]]:
     """Every alias and graph node with its output shape (without the batch) for a ``size x size`` input.
 
-    Rows are ``(name, node, shape)``; aliases first (in network order), then the nodes: every one,
-    or, with ``everything=False``, only those that can be inverted (see :func:`invertible`; the
-    others' shape is None).
+    Rows are ``(name, node, shape)``; aliases first (in network order), then, with ``nodes_too``,
+    the nodes. ``everything=False`` keeps only the rows that can be inverted (see
+    :func:`invertible`; the others' shape is None): an ONNX file's shape arithmetic has aliases
+    too (its node names), and is hidden with the rest of the plumbing.
     """
     from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -393,6 +457,5 @@ def describe(
     }
     order = {n: i for i, n in enumerate(nodes)}
     table = sorted(aliases(model).items(), key=lambda kv: order[kv[1]])
-    return [(a, n, shape[n]) for a, n in table] + [
-        (n, n, shape[n]) for n in nodes if everything or invertible(shape[n])
-    ]
+    rows = [(a, n, shape[n]) for a, n in table] + ([(n, n, shape[n]) for n in nodes] if nodes_too else [])
+    return [row for row in rows if everything or invertible(row[2])]

@@ -440,7 +440,7 @@ def _load_onnx(path: Path) -> LoadedModel:
         onnx.checker.check_model(proto)
     except Exception as exc:
         raise ModelError(f"cannot read {str(path)!r} as an ONNX model ({exc})") from exc
-    from .onnxgraph import is_channels_last, structure_aliases, to_nchw_input
+    from .onnxgraph import NCHW_TRANSPOSE, is_channels_last, structure_aliases, to_nchw_input
 
     channels_last = is_channels_last(proto)
     if channels_last:  # a Keras / TensorFlow export: a Transpose in front, the graph unchanged
@@ -460,7 +460,9 @@ def _load_onnx(path: Path) -> LoadedModel:
         )
         raise ModelError(f"onnx2torch cannot convert {str(path)!r}: {why}") from exc
     # onnx2torch names each module after its ONNX node: '/a/b.0/Conv' -> 'a/b/0/Conv'.
-    model.featinv_onnx_names = {n.name: n.name.lstrip("/").replace(".", "/") for n in proto.graph.node if n.name}
+    model.featinv_onnx_names = {
+        n.name: n.name.lstrip("/").replace(".", "/") for n in proto.graph.node if n.name and n.name != NCHW_TRANSPOSE
+    }
     model.featinv_structure_aliases = structure_aliases(proto)  # conv1_1 ... / res1 ... by the graph's shape
     layout = " (channels-last input: transposed from NCHW)" if channels_last else ""
     return LoadedModel(

@@ -17,6 +17,13 @@ network is the file's own, node for node.
 
 The zoo's MXNet VGG16-BN (``vgg0_conv0_fwd``, ...), a torchvision export (``/features/features.0/Conv``)
 and a Keras export (``block1_conv1``) get the same names.
+
+Only float tensors count: a tf2onnx export computes its pads and reshapes with integer arithmetic
+on the input's shape (``Shape -> Gather -> Add -> Concat -> Pad``), and those ``Add`` nodes take two
+computed inputs, just as a residual one does. :func:`tensor_info` tells them apart (ONNX's type
+and shape inference, and, where it knows nothing, what the tensor is computed from), and each
+alias found is checked: a float map, 4-D (2-D for the dense layers), its side never growing
+along the network.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from typing import Any
 
 CONV, RELU, POOL, ADD = "Conv", ("Relu", "Clip"), "MaxPool", "Add"
 DENSE = ("Gemm", "MatMul")
+NCHW_TRANSPOSE = "featinv_nchw_to_nhwc"  # the node :func:`to_nchw_input` adds (featinv's, not the file's)
+FLOAT_TYPES = {1, 10, 11, 16}  # ONNX's FLOAT, FLOAT16, DOUBLE, BFLOAT16
+SHAPE_OPS = ("Shape", "Size")  # their outputs are integers whatever the input
 
 
 def _graph_inputs(proto: Any) -> list[Any]:
@@ -60,7 +70,7 @@ def to_nchw_input(proto: Any) -> None:
     new_input = helper.make_tensor_value_info(
         new_name, old.type.tensor_type.elem_type, [s if s else None for s in nchw]
     )
-    transpose = helper.make_node("Transpose", [new_name], [old.name], name="featinv_nchw_to_nhwc", perm=[0, 2, 3, 1])
+    transpose = helper.make_node("Transpose", [new_name], [old.name], name=NCHW_TRANSPOSE, perm=[0, 2, 3, 1])
     proto.graph.input.remove(old)
     proto.graph.input.insert(0, new_input)
     proto.graph.node.insert(0, transpose)
@@ -90,9 +100,49 @@ def _next_of(node: Any, consumers: dict[str, list[Any]], ops: tuple[str, ...] | 
     return None
 
 
+def tensor_info(proto: Any) -> dict[str, tuple[bool, tuple[int | None, ...] | None]]:
+    """Each computed tensor: ``(is float, shape)``, the shape None where unknown.
+
+    ONNX's inference gives types and shapes; a tensor it cannot type is float unless it is
+    computed only from integer tensors (shape arithmetic) or by ``Shape``/``Size``.
+    """
+    from onnx import shape_inference
+
+    inferred: dict[str, tuple[bool, tuple[int | None, ...] | None]] = {}
+    try:
+        typed = shape_inference.infer_shapes(proto)
+    except Exception:  # an op inference does not know: fall back on the graph itself
+        typed = proto
+    for value in [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]:
+        tensor = value.type.tensor_type
+        if not tensor.elem_type:
+            continue
+        shape = (
+            tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+            if tensor.HasField("shape")
+            else None
+        )
+        inferred[value.name] = (tensor.elem_type in FLOAT_TYPES, shape)
+    for init in proto.graph.initializer:
+        inferred.setdefault(init.name, (init.data_type in FLOAT_TYPES, tuple(init.dims)))
+    info = {}
+    for node in proto.graph.node:  # in order: a node's inputs are known before it
+        for out in node.output:
+            if out in inferred:
+                info[out] = inferred[out]
+            else:
+                sources = [i for i in node.input if i]
+                is_float = node.op_type not in SHAPE_OPS and (
+                    not sources or any(info.get(i, inferred.get(i, (True, None)))[0] for i in sources)
+                )
+                info[out] = (is_float, None)
+    return info
+
+
 def structure_aliases(proto: Any) -> dict[str, str]:
     """Alias -> ONNX node name for a VGG-like or ResNet-like graph; empty for anything else."""
-    nodes = [n for n in proto.graph.node if n.name]
+    info = tensor_info(proto)
+    nodes = [n for n in proto.graph.node if n.name and info.get(n.output[0], (True, None))[0]]
     if sum(n.op_type == CONV for n in nodes) < 4:
         return {}
     consumers = _consumers(proto)
@@ -105,8 +155,35 @@ def structure_aliases(proto: Any) -> dict[str, str]:
             for n in nodes
             if n.op_type == CONV and len(n.input) > 1 and n.input[1] in weights
         }
-        return _resnet_like(nodes, consumers, joins, widths)
-    return _vgg_like(nodes, consumers)
+        found = _resnet_like(nodes, consumers, joins, widths)
+    else:
+        found = _vgg_like(nodes, consumers)
+    return _checked(found, {n.name: info.get(n.output[0], (True, None))[1] for n in nodes})
+
+
+def _checked(found: dict[str, str], shapes: dict[str, tuple[int | None, ...] | None]) -> dict[str, str]:
+    """The aliases whose tensors look like what they claim: 4-D maps whose side never grows along
+    the network (``shapes`` is in graph order), 2-D for the dense ``fc*`` layers; a shape
+    inference left unknown passes.
+
+    >>> shapes = {"a": (1, 8, 16, 16), "b": (1, 8, 32, 32), "c": (), "d": (1, 10), "e": None}
+    >>> _checked({"pool1": "a", "res1": "b", "res2": "c", "fc": "d", "res3": "e", "layer1": "a"}, shapes)
+    {'pool1': 'a', 'fc': 'd', 'res3': 'e', 'layer1': 'a'}
+    """
+    grown, side = set(), None
+    for name, shape in shapes.items():  # a map wider than one before it is not where it claims
+        if shape is not None and len(shape) == 4 and shape[2] is not None:
+            if side is not None and shape[2] > side:
+                grown.add(name)
+            side = shape[2] if side is None else min(side, shape[2])
+    kept = {}
+    for alias, name in found.items():
+        shape = shapes.get(name)
+        dense = alias.startswith("fc") or alias in ("relu6", "relu7")
+        if name in grown or (shape is not None and len(shape) != (2 if dense else 4)):
+            continue
+        kept[alias] = name
+    return kept
 
 
 def _vgg_like(nodes: list[Any], consumers: dict[str, list[Any]]) -> dict[str, str]:

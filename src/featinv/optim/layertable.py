@@ -84,13 +84,13 @@ def layer_table(model: LoadedModel, size: int = InvertConfig.size, everything: b
     ``size`` px, with each layer's stride and the defaults :func:`resolve_defaults` gives it."""
     rows = []
     names = aliases(model.module)
+    only_aliases = bool(names) and not everything
     try:
-        listed = describe(model.module, size, everything=everything)
+        listed = describe(model.module, size, everything=everything, nodes_too=not only_aliases)
     except (RuntimeError, ValueError, IndexError, AssertionError) as exc:  # what sizing.refusal names
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ConfigError(f"{model.label} does not take a {size}x{size} input: {reason}") from None
-    if names and not everything:
-        listed = listed[: len(names)]
+    shown_aliases = len(listed) if only_aliases else len(names)
     for name, node, shape in listed:
         if not shape:
             rows.append(LayerRow(name, node, shape))
@@ -98,4 +98,4 @@ def layer_table(model: LoadedModel, size: int = InvertConfig.size, everything: b
         stride = stride_of(size, [(1, *shape)])
         chosen = resolve_defaults(InvertConfig(layers=(name,), size=size), stride)
         rows.append(LayerRow(name, node, shape, stride, chosen.param, chosen.lr, chosen.tv))
-    return LayerTable(model.label, size, tuple(rows), len(names), not everything)
+    return LayerTable(model.label, size, tuple(rows), shown_aliases, not everything)

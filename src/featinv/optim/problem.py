@@ -19,7 +19,7 @@ from ..config import InvertConfig, resolved
 from ..errors import ConfigError, FeatinvWarning
 from ..files import load_target
 from ..nets.extractor import FeatureExtractor, frozen
-from ..nets.layers import LayerRequest, parse_layers, stride_of
+from ..nets.layers import LayerRequest, check_invertible, default_layer, parse_layers, stride_of
 from ..nets.models import LoadedModel, load_model
 from ..nets.perf import native_precision, use_channels_last
 from ..nets.preprocess import preset
@@ -66,12 +66,7 @@ class Problem:
         self.model = model or load_model(first.model, first.weights, self.device)
         self.model.module.to(self.device)
         self.preprocess = preset(first.preprocess) if first.preprocess else self.model.preprocess
-        layer_spec = first.layers or ((self.model.default_layer,) if self.model.default_layer else None)
-        if not layer_spec:
-            raise ConfigError(
-                f"no layers given and {self.model.name} has no default: pass "
-                f"--layers (see `featinv layers {self.model.name}`)"
-            )
+        layer_spec = first.layers or (self.model.default_layer or default_layer(self.model.module, first.size),)
         self.requests: tuple[LayerRequest, ...] = parse_layers(list(layer_spec))
         self.layers = tuple(f"{r.name}:{r.weight:g}" if r.weight != 1 else r.name for r in self.requests)
         self.extractor = FeatureExtractor(self.model.module, [r.name for r in self.requests])
@@ -97,6 +92,7 @@ class Problem:
         self.target = torch.stack([loaded[c.image] for c in configs]).to(self.device)
         with torch.no_grad(), frozen(self.model.module):
             self.target_features = self.features(self.target)
+        check_invertible(self.model.module, self.target_features, first.size)
         self.masks = self._masks(configs)
         self._fields: dict = {}  # receptive fields of --window layers, by layer
         self.target_features = self.kept(self.target_features)

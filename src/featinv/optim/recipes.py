@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, did_you_mean
-from ..nets.layers import LayerRequest
+from ..nets.layers import LayerRequest, default_layer
 from ..specs import RECIPES
 
 SIGMA = 80.0  # average pixel norm in 0-255 space (nnpreimage get_defaults.m)
@@ -165,7 +165,7 @@ def with_recipe(
     if key not in cache:
         cache[key] = load_model(config.model, config.weights)
     model = cache[key]
-    layers = config.layers or (model.default_layer,)
+    layers = config.layers or (model.default_layer or default_layer(model.module, config.size),)
     values, header = recipe_values(config.recipe, model.module, layers, config.size)
     merged = {**low, **values, **high}
     if config.recipe == "mahendran2016":  # C on each layer given without a weight (see IJCV_DATA_WEIGHT)
