@@ -1,12 +1,31 @@
+import pytest
 import torch
 
 from featinv.nets import perf
 
 
-def test_native_precision_is_true_for_fp32_and_cuda_and_a_bool_for_cpu_low_precision():
-    assert perf.native_precision(torch.device("cpu"), "fp32")
+def test_native_precision_follows_the_cpus_own_instruction_sets(monkeypatch):
+    """What decides whether a low-precision run warns that it is emulated (26x slower for fp16
+    here): the CPU's flags, read independently from /proc/cpuinfo."""
+    import pathlib
+
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("reads the CPU's flags from Linux's /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    cpu = torch.device("cpu")
+    assert perf.native_precision(cpu, "fp32")
     assert perf.native_precision(torch.device("cuda"), "fp16")  # cuDNN has fp16 kernels everywhere
-    assert isinstance(perf.native_precision(torch.device("cpu"), "bf16"), bool)
+    # oneDNN's bf16 kernels need AVX512 BW/VL/DQ (AVX512-BF16 adds the dot products); fp16's need
+    # AVX512-FP16 or AMX-FP16
+    assert perf.native_precision(cpu, "bf16") == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
+    assert perf.native_precision(cpu, "fp16") == bool({"avx512_fp16", "amx_fp16"} & flags)
+
+    def missing():
+        raise RuntimeError("no oneDNN in this torch")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", missing)
+    assert not perf.native_precision(cpu, "bf16")  # a torch without oneDNN: emulated, so it warns
 
 
 def test_channels_last_is_for_the_cpu_and_can_be_switched_off(monkeypatch):

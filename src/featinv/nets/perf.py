@@ -66,7 +66,7 @@ def use_channels_last(device: torch.device) -> bool:
 
 def native_precision(device: torch.device, precision: str) -> bool:
     """Does ``device`` run ``precision`` ('bf16', 'fp16') convolutions natively? Always True for
-    fp32 and CUDA; on CPU, oneDNN's own check (AVX512-BF16 / AMX for bf16, AVX512-FP16 / AMX-FP16
+    fp32 and CUDA; on CPU, oneDNN's own check (AVX512 BW/VL/DQ for bf16, AVX512-FP16 / AMX-FP16
     for fp16)."""
     if precision == "fp32" or device.type != "cpu":
         return True
