@@ -110,11 +110,17 @@ def test_report_in_a_real_headless_browser(fast_study, chromium_installed):
         assert bottom.convert("L").getextrema()[0] < 200  # the last section is in it, not blank
 
 
-def test_cli_study_and_report(tmp_path):
+def test_cli_report_writes_the_page_of_a_run_and_refuses_a_folder_without_one(tmp_path):
+    """(The study's own command line is tested with its resume, below.)"""
     from conftest import run_cli
 
+    run_in_folder(InvertConfig(**{**BASE, "layers": ("res2",), "steps": 2}), tmp_path / "run")
+    proc = run_cli("report", str(tmp_path / "run"))
+    page = tmp_path / "run" / "report.html"
+    assert proc.returncode == 0 and str(page) in proc.stdout, proc.stderr
+    assert "res2" in page.read_text() and "<img" in page.read_text()
     proc = run_cli("report", str(tmp_path / "none"))
-    assert proc.returncode == 2 and "nothing to report" in proc.stderr
+    assert proc.returncode == 2 and "nothing to report" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("option", ["--size", "--steps"])
