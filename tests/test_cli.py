@@ -1,6 +1,7 @@
 """The command line end to end: in subprocesses where a process of its own matters (a run as a
 user starts it, signals), otherwise its ``main`` in this process (see conftest.run_cli)."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -400,6 +401,15 @@ def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     resumed = run_cli("invert", "--resume", "--out", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 60
+    # the same run, never interrupted: the resumed one ends in the same image and log
+    whole = tmp_path / "whole"
+    args = ["invert", "skimage:chelsea", "--layers", "relu3_3", "--size", "96", "--steps", "60"]
+    assert run_cli_process(*args, "--snapshot-every", "2", "--out", str(whole), "--quiet").returncode == 0
+    assert (out / "final.png").read_bytes() == (whole / "final.png").read_bytes()
+    untimed = lambda folder: [
+        {k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(folder / "log.csv"))
+    ]
+    assert untimed(out) == untimed(whole)
 
 
 @pytest.mark.parametrize("where", ["before the command", "after it"])
