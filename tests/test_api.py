@@ -52,3 +52,40 @@ def test_a_result_shows_itself_in_a_notebook():
     line = repr(r)  # print(result) in a notebook: one line of numbers, not the tensors
     assert "\n" not in line and len(line) < 300, line
     assert all(part in line for part in ("resnet18", "res1", "done", f"PSNR {r.psnr:.2f} dB", "SSIM", "feature error"))
+
+
+def test_snapshots_in_memory_are_the_run_folders_and_show_under_the_result(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    r = invert(
+        "skimage:coffee",
+        model="resnet18",
+        weights="none",
+        layers="res1",
+        size=32,
+        steps=6,
+        snapshot_every=2,
+        out=tmp_path / "run",
+    )
+    assert sorted(r.snapshots) == [2, 4, 6]
+    for step, image in r.snapshots.items():  # the same pictures the folder keeps (up to PNG's 8 bits)
+        saved = np.asarray(Image.open(tmp_path / "run" / "snapshots" / f"step_{step:05d}.png"), dtype=float) / 255
+        assert image.shape == (3, 32, 32) and np.abs(image.permute(1, 2, 0).numpy() - saved).max() <= 1 / 255 + 1e-6
+    assert not torch.equal(r.snapshots[2], r.snapshots[6])  # they are the image as it formed
+    page = r._repr_html_()
+    assert page.count("<img") == 2 and "snapshots" in page and "steps 2, 4, 6" in page
+    none = invert("skimage:coffee", model="resnet18", weights="none", layers="res1", size=32, steps=3, snapshot_every=0)
+    assert none.snapshots == {} and none._repr_html_().count("<img") == 1
+
+
+def test_plot_draws_the_loss_and_each_term_without_choosing_a_backend():
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    r = invert("skimage:coffee", model="resnet18", weights="none", layers="res1", size=32, steps=4, tv=0.5)
+    lines = {line.get_label(): line for line in r.plot().axes[0].get_lines()}
+    assert {"loss", "feat_res1", "tv"} <= set(lines)
+    assert list(lines["loss"].get_ydata()) == [row["loss"] for row in r.history]
+    assert [line.get_label() for line in r.plot(terms=False).axes[0].get_lines()] == ["loss"]
+    assert matplotlib.get_backend() == backend

@@ -18,7 +18,7 @@ import torch
 from .config import InvertConfig
 from .files import ImageSource, describe, in_memory, read_image
 from .nets.models import LoadedModel, module_name
-from .optim.callbacks import ProgressBar, in_notebook
+from .optim.callbacks import ProgressBar, Snapshots, in_notebook
 from .optim.compose import Sum
 from .optim.inversion import Callback, Inversion
 from .optim.results import Result
@@ -65,6 +65,9 @@ def invert(
 
     With ``out``, the run is written to that folder (config, log, snapshots, final image,
     summary) and can be resumed with ``resume=True``; without it nothing touches the disk.
+    Either way ``result.snapshots`` holds the image every ``snapshot_every`` steps of this call
+    (a resumed run's earlier ones are in its folder), shown as a strip under the result in a
+    notebook; ``result.plot()`` draws the loss curves.
 
     >>> r = invert("skimage:astronaut", model="resnet18", weights="none", layers="res1", size=32, steps=2)
     >>> r.image.shape, r.status
@@ -117,6 +120,7 @@ def invert(
     model = known.get((config.model, config.weights), model)
     notebook = in_notebook()
     quiet = not notebook if quiet is None else quiet
+    callbacks = [*callbacks, Snapshots()]  # result.snapshots, with or without a run folder
     if live if live is not None else notebook and not quiet:
         from .optim.live import LiveView
 

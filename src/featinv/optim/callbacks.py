@@ -1,4 +1,4 @@
-"""Callbacks that observe a run: progress bar, early stop.
+"""Callbacks that observe a run: progress bar, snapshots in memory, early stop.
 
 A callback may define ``on_start(run)``, ``on_step(run, rows)`` and ``on_end(run, results)``.
 ``rows`` has one log row per trial of the (possibly batched) run, None for a trial that has
@@ -47,6 +47,27 @@ class ProgressBar:
     def on_end(self, run: Any, results: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Snapshots:
+    """Keep trial ``index``'s image every ``snapshot_every`` steps in memory, and hand them to its
+    result as ``result.snapshots`` (step -> ``[3, H, W]`` on the CPU): what a run folder's
+    ``snapshots/`` holds, without one. :func:`featinv.invert` adds it."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+        self.images: dict[int, Any] = {}
+
+    def on_start(self, run: Any) -> None:
+        self.images = {}
+
+    def on_step(self, run: Any, rows: list) -> None:
+        every = run.configs[self.index].snapshot_every
+        if rows[self.index] is not None and every and run.step % every == 0:
+            self.images[run.step] = run.image(self.index).detach().cpu()
+
+    def on_end(self, run: Any, results: list) -> None:
+        results[self.index].snapshots = dict(self.images)
 
 
 class StopAfter:

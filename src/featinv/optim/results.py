@@ -21,6 +21,8 @@ from .. import metrics
 from ..config import InvertConfig
 from ..status import Status
 
+_NOT_TERMS = {"loss", "lr", "seconds", "step"}  # a log row's other keys are the objective's terms
+
 
 class RestartSummary(TypedDict):
     seed: int
@@ -101,6 +103,7 @@ class Result:
     out_dir: Path | None = None
     paths: dict[str, Path] = field(default_factory=dict)
     restarts: list[torch.Tensor] = field(default_factory=list)  # every restart's image, with diversity
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> image, from featinv.invert
 
     @property
     def psnr(self) -> float:
@@ -127,7 +130,57 @@ class Result:
         return png_bytes(self.side_by_side())
 
     def _repr_html_(self) -> str:
-        return figure_html(self._repr_png_(), self.caption())
+        page = figure_html(self._repr_png_(), self.caption())
+        if not self.snapshots:
+            return page
+        steps = ", ".join(map(str, self._strip_steps()))
+        strip = png_bytes(self.snapshot_strip())
+        return page + figure_html(strip, f"steps {steps}", alt="the reconstruction as it formed", heading="snapshots")
+
+    def _strip_steps(self, most: int = 8) -> list[int]:
+        steps = sorted(self.snapshots)
+        if len(steps) <= most:
+            return steps
+        return [steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)]
+
+    def snapshot_strip(self, most: int = 8) -> torch.Tensor:
+        """Up to ``most`` snapshots, evenly spaced, in a row ``[3, H, n(W + 4) - 4]``."""
+        if not self.snapshots:
+            raise ValueError("this result has no snapshots (snapshot_every=0, or not made by featinv.invert)")
+        images = [self.snapshots[s] for s in self._strip_steps(most)]
+        gap = torch.ones(3, images[0].shape[1], 4)
+        return torch.cat([part for image in images for part in (gap, image)][1:], dim=2)
+
+    def plot(self, terms: bool = True) -> Any:
+        """The loss against the step (and each term of the objective, with ``terms``), on a log
+        scale: a matplotlib ``Figure``, made without pyplot, so no backend is chosen for you
+        (a notebook shows it; ``fig.savefig(path)`` writes it).
+
+        >>> log = [{"loss": 2.0, "feat_relu3_3": 1.5, "seconds": 0.1},
+        ...        {"loss": 1.0, "feat_relu3_3": 0.8, "seconds": 0.1}]
+        >>> grey = torch.full((3, 8, 8), 0.5)
+        >>> r = Result(grey, grey, Status.DONE, 2, log, summarize(grey, grey, {}, log, Status.DONE), InvertConfig())
+        >>> [line.get_label() for line in r.plot().axes[0].get_lines()]
+        ['loss', 'feat_relu3_3']
+        """
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+        steps = range(1, len(self.history) + 1)
+        shown = ["loss"] + (
+            [k for k in (self.history[0] if self.history else {}) if k not in _NOT_TERMS] if terms else []
+        )
+        for key in shown:
+            values = [row.get(key, math.nan) for row in self.history]
+            if any(v > 0 for v in values):
+                ax.plot(steps, values, label=key, linewidth=2 if key == "loss" else 1)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("value")
+        ax.set_title(self.caption(), fontsize=8)
+        ax.legend(fontsize=8)
+        return fig
 
 
 # -- pictures for a notebook (the live view draws the same ones while a run forms) ---------------
@@ -148,14 +201,17 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def figure_html(png: bytes, caption: str) -> str:
-    """A side-by-side PNG as an HTML figure with its caption (pixels kept sharp when scaled up)."""
+def figure_html(
+    png: bytes, caption: str, alt: str = "target, then reconstruction", heading: str = "target | reconstruction"
+) -> str:
+    """A PNG as an HTML figure: ``heading`` over ``caption`` (pixels kept sharp when scaled up)."""
     import base64
     import html
 
     data = base64.b64encode(png).decode("ascii")
+    above = f"{html.escape(heading)}<br>" if heading else ""
     return (
-        f'<figure style="margin:0"><img src="data:image/png;base64,{data}" '
-        f'alt="target, then reconstruction" style="image-rendering:pixelated;min-width:320px">'
-        f"<figcaption>target | reconstruction<br>{html.escape(caption)}</figcaption></figure>"
+        f'<figure style="margin:0"><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+        f'style="image-rendering:pixelated;min-width:320px"><figcaption>{above}{html.escape(caption)}'
+        "</figcaption></figure>"
     )
