@@ -89,3 +89,28 @@ def test_plot_draws_the_loss_and_each_term_without_choosing_a_backend():
     assert list(lines["loss"].get_ydata()) == [row["loss"] for row in r.history]
     assert [line.get_label() for line in r.plot(terms=False).axes[0].get_lines()] == ["loss"]
     assert matplotlib.get_backend() == backend
+
+
+def test_sweep_report_and_compare_from_python_show_themselves(tmp_path):
+    import html
+    import re
+
+    import featinv
+
+    base = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 3, "image": "skimage:coffee"}
+    run = featinv.sweep({"base": base, "grid": {"tv": [0.0, 1.0]}}, tmp_path / "sweep")
+    assert [(row["tv"], row["status"]) for row in run.rows()] == [(0.0, "done"), (1.0, "done")]
+    table = run._repr_html_()
+    assert table.count("<tr>") == 3 and "2/2 trials done" in table
+    assert (tmp_path / "sweep" / "sweep.yaml").is_file() and (tmp_path / "sweep" / "trials.csv").is_file()
+    again = featinv.sweep({"base": base, "grid": {"tv": [0.0, 1.0]}}, tmp_path / "sweep")  # kept, not rerun
+    assert all(o.reused for o in again.outcomes)
+    page = run.report()
+    assert page.path == tmp_path / "sweep" / "report.html" and page.path.is_file()
+    shown = page._repr_html_()
+    inner = html.unescape(re.search(r'srcdoc="([^"]*)"', shown).group(1))
+    assert inner == page.path.read_text() and "<img" in inner
+    assert not re.search(r"<img[^>]+src=['\"](?!data:)", inner)  # images inline: the frame needs no server
+    trials = sorted((tmp_path / "sweep" / "trials").iterdir())
+    side = featinv.compare(trials, tmp_path / "cmp")
+    assert side.path.is_file() and all(t.name in side.path.read_text() for t in trials)

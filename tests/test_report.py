@@ -194,3 +194,12 @@ def test_the_study_ranks_speeds_only_where_the_step_times_can_tell(tmp_path):
     text = q4_findings([run("a", steady), run("d", overlapping)])
     assert text.startswith("Speed: too close to rank") and "d (" in text
     assert "middle half" in q4_table([run("a", steady)]).headers
+
+
+def test_the_study_from_python_resumes_its_folder_and_returns_its_report(fast_study):
+    import featinv
+
+    page = featinv.study(fast_study, size=32, steps=8)  # every trial kept: only the report is written
+    assert page.path == fast_study / "report.html"
+    assert all(f"<h2>{q} —" in page.path.read_text() for q in ("Q1", "Q2", "Q3", "Q4"))
+    assert "srcdoc=" in page._repr_html_() and repr(page) == f"<Page {page.path}>"

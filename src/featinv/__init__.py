@@ -17,6 +17,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "invert": "api",
     "layers": "api",
+    "sweep": "api",
+    "study": "api",
+    "report": "api",
+    "compare": "api",
+    "Page": "api",
+    "SweepRun": "api",
     "Inversion": "optim.inversion",
     "Result": "optim.results",
     "Summary": "optim.results",

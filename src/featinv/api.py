@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,119 @@ def layers(model: str | LoadedModel = "vgg16_offline", size: int = 128, weights:
     from .optim.layertable import layer_table
 
     return layer_table(model if isinstance(model, LoadedModel) else load_model(model, weights), size)
+
+
+# -- the rest of the workflow from Python: objects that show themselves in a notebook --------------
+@dataclass(frozen=True)
+class Page:
+    """A page featinv wrote (a report, a comparison): ``path``; in a notebook, the page itself
+    (its images are inline, so it shows without a server)."""
+
+    path: Path
+    height: int = 700  # px of the notebook's frame (the page scrolls inside it)
+
+    def __repr__(self) -> str:
+        return f"<Page {self.path}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        page = html.escape(self.path.read_text(), quote=True)
+        return (
+            f'<p><a href="{html.escape(self.path.as_uri())}">{html.escape(str(self.path))}</a></p>'
+            f'<iframe srcdoc="{page}" style="width:100%;height:{self.height}px;border:1px solid #ccc"></iframe>'
+        )
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A finished (or interrupted) sweep: its folder and each trial's outcome; a table of the
+    trials in a notebook; :meth:`report` writes and shows its page."""
+
+    folder: Path
+    outcomes: tuple[Any, ...]
+
+    def __repr__(self) -> str:
+        done = sum(o.status == "done" for o in self.outcomes)
+        return f"<SweepRun {self.folder}: {done}/{len(self.outcomes)} trials done>"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per trial: name, the parameters that vary, status, PSNR, SSIM, feature error."""
+        return [
+            {
+                "name": o.trial.name,
+                **o.trial.params,
+                "status": str(o.status),
+                "psnr": o.summary.get("psnr"),
+                "ssim": o.summary.get("ssim"),
+                "feature_error": o.summary.get("feature_error_total"),
+            }
+            for o in self.outcomes
+        ]
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = self.rows()
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        cell = lambda v: f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v)
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell(row.get(k)))}</td>" for k in keys) + "</tr>" for row in rows
+        )
+        return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{body}</table>"
+
+    def report(self) -> Page:
+        return report(self.folder)
+
+
+def sweep(
+    spec: dict[str, Any] | str | Path, out: str | Path, batch: int | None = None, executor: str = "local", jobs: int = 2
+) -> SweepRun:
+    """Run a sweep (a dict as a sweep file holds it, or the file's path) into ``out``, as
+    ``featinv sweep`` does: finished trials are kept, unfinished ones resumed.
+
+    >>> import tempfile
+    >>> base = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 2}
+    >>> run = sweep({"base": base, "grid": {"lr": [0.01, 0.1]}}, tempfile.mkdtemp())
+    >>> [row["lr"] for row in run.rows()], {row["status"] for row in run.rows()}
+    ([0.01, 0.1], {'done'})
+    """
+    import yaml
+
+    from .runs import sweep as sweeps
+    from .runs.executors import make_executor
+
+    out = Path(out)
+    if isinstance(spec, dict):
+        trials, text = sweeps.expand(spec), yaml.safe_dump(spec, sort_keys=False)
+    else:
+        trials, text = sweeps.load_sweep(spec), Path(spec).read_text()
+    out.mkdir(parents=True, exist_ok=True)
+    sweeps.save_spec(out, text)
+    outcomes = sweeps.run_sweep(trials, out, batch=batch, executor=make_executor(executor, jobs))
+    return SweepRun(out, tuple(outcomes))
+
+
+def study(out: str | Path, fast: bool = True, **options: Any) -> Page:
+    """Run the seed study's four questions into ``out`` (``fast``: 64 px, 60 steps; ``options``
+    as :func:`featinv.experiments.study.run_seed_study` takes them: size, steps, model, ...)
+    and return its report."""
+    from .experiments.study import run_seed_study
+
+    run_seed_study(Path(out), fast=fast, **options)
+    return report(out)
+
+
+def report(folder: str | Path) -> Page:
+    """Write the HTML report of a run, sweep or study folder, and return it (shown in a notebook)."""
+    from .reports.report import report as write_report
+
+    return Page(write_report(folder))
+
+
+def compare(runs: Sequence[str | Path], out: str | Path) -> Page:
+    """Put run folders side by side (images and numbers) in ``out``, and return the page."""
+    from .reports.compare import compare as write_comparison
+
+    return Page(write_comparison([Path(r) for r in runs], Path(out)))
