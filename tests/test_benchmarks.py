@@ -123,9 +123,14 @@ def test_quality_benchmark_smoke(tmp_path):
     for r in rows:
         assert r["psnr"] > 0 and -1 <= r["ssim"] <= 1 and r["psnr_8x"] > 0 and r["feature_error"] >= 0
     assert {r["steps"] for r in rows if r["method"] == "mahendran2016"} == {350}  # the recipe's own count
+    for r in rows:  # VGG16 judged by EfficientNet-Lite0, which has classes
+        assert r["judge_rank"] >= 1 and -1 <= r["judge_cosine"] <= 1 and r["class_agreement"] in (0, 1)
+        assert r["judge_confident"] in (0, 1)
+    assert {r["judge_rank"] for r in rows if r["method"] == "flat"} != {1} or len(rows) < 4  # a floor, not a photo
     assert (tmp_path / "grid_vgg16_offline_relu1_2.png").stat().st_size > 0
     table = (tmp_path / "quality.md").read_text()
     assert "| vgg16_offline | relu1_2 | flat |" in table and "held-out PSNR (worst)" in table  # clock is held out
+    assert "judge: own photo first" in table and "class in top 5 (confident)" in table
 
 
 def test_quality_benchmark_resumes_and_refuses_other_settings(tmp_path):

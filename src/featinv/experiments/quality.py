@@ -2,7 +2,10 @@
 
 For every photo x case (model:layer) x method it reports PSNR, SSIM, the PSNR of both images
 downsampled 8x (layout and colour: what deep layers should keep), the normalised feature error
-and the seconds per step, and draws one image grid per case. Methods:
+and the seconds per step, what an independent network makes of the reconstruction
+(:mod:`featinv.nets.judge`: does it find the photo's own original first among every photo and
+some distractors, does it keep the photo's class in its top 5, the cosine of its features), and
+draws one image grid per case. Methods:
 
 - ``default``  featinv with nothing set (the layer-adaptive defaults of :mod:`featinv.optim.defaults`);
 - ``pixel``, ``fourier``, ``pyramid``, ``dip``  that parameterisation, everything else default;
@@ -69,6 +72,11 @@ class Row:
     seconds_per_step: float
     equal_time: bool = False
     param: str = ""  # the parameterisation that ran (what ``default`` chose)
+    # what an independent network makes of it (featinv.nets.judge; 0 / NaN where not judged)
+    judge_rank: int = 0  # of the photo's own original among every photo and the distractors
+    judge_cosine: float = math.nan
+    class_agreement: float = math.nan  # 1 if the original's top-1 class is in its top 5, else 0
+    judge_confident: float = math.nan  # 1 if the judge gives the original's class >= 0.3
 
 
 def psnr_downsampled(image: torch.Tensor, target: torch.Tensor, factor: int = 8) -> float:
@@ -272,10 +280,13 @@ def run_benchmark(
     progress: Any = print,
     on_case: Any = None,
     finished: Sequence[Row] = (),
+    judged: bool = True,
 ) -> list[Row]:
     """The whole benchmark; writes ``grid_<model>_<layer>.png`` into ``grid_dir`` if given and
     calls ``on_case(rows so far)`` after each case (so a long run can be written as it goes).
-    Cases that already have rows in ``finished`` (an interrupted run's) are kept, not run again."""
+    Cases that already have rows in ``finished`` (an interrupted run's) are kept, not run again.
+    With ``judged``, every method's reconstructions are shown to an independent network
+    (:func:`judge_rows`)."""
     from ..nets.models import load_model
 
     rows: list[Row] = list(finished)
@@ -318,11 +329,69 @@ def run_benchmark(
                 done = run_case(model, layer, method, photos, size, steps, cache, equal_time_steps=limit)
                 rows += [r for r, _, _ in done]
                 progress(_summary_line(case, method + " (equal time)", [r for r, _, _ in done]))
+        if judged:
+            rows = judge_rows(rows, model, layer, images, targets, photos, size, cache)
         if grid_dir is not None:
             save_grid(targets, images, photos, f"{model} {layer}", _grid_path(grid_dir, model, layer))
         if on_case is not None:
             on_case(rows)
     return rows
+
+
+# Built-in photos that are in no benchmark: the judge must tell a reconstruction's photo from them too.
+DISTRACTORS = ("coins", "hubble_deep_field", "retina", "motorcycle", "gravel", "grass", "cell", "grace_hopper")
+
+
+def judge_rows(
+    rows: list[Row],
+    model: str,
+    layer: str,
+    images: dict[str, list[torch.Tensor]],
+    targets: list[torch.Tensor],
+    photos: Sequence[str],
+    size: int,
+    cache: dict,
+) -> list[Row]:
+    """``rows`` with the judge's verdict on each method's reconstructions of this case (the
+    equal-time rows keep no images, and stay unjudged). The gallery is every benchmark photo plus
+    the built-in :data:`DISTRACTORS` that are not among them."""
+    from ..files import load_target
+    from ..nets.judge import Judge, judge_for
+
+    name = judge_for(model)
+    if ("judge", name) not in cache:
+        cache[("judge", name)] = Judge(name)
+    judge = cache[("judge", name)]
+    others = [load_target(photo_source(p), size) for p in DISTRACTORS if p not in photos and _available(p)]
+    distractors = torch.stack(others) if others else None
+    verdicts = {
+        method: dict(zip(photos, judge.verdicts(torch.stack(done), torch.stack(targets), distractors)))
+        for method, done in images.items()
+        if len(done) == len(photos)
+    }
+    out = []
+    for r in rows:
+        v = (
+            verdicts.get(r.method, {}).get(r.photo)
+            if (r.model, r.layer, r.equal_time) == (model, layer, False)
+            else None
+        )
+        if v is not None:
+            r = replace(
+                r,
+                judge_rank=v.rank,
+                judge_cosine=v.cosine,
+                class_agreement=math.nan if v.class_agreement is None else float(v.class_agreement),
+                judge_confident=math.nan if v.confident is None else float(v.confident),
+            )
+        out.append(r)
+    return out
+
+
+def _available(photo: str) -> bool:
+    from ..files import SAMPLES
+
+    return any(photo in names for names in SAMPLES.values())
 
 
 def _grid_path(folder: Any, model: str, layer: str) -> Any:
@@ -377,8 +446,9 @@ def table(rows: Sequence[Row], held_out: Sequence[str] = HELD_OUT) -> str:
     split = any(r.photo in held_out for r in rows) and any(r.photo not in held_out for r in rows)
     extra = " held-out PSNR (worst) | held-out SSIM |" if split else ""
     lines = [
-        f"| model | layer | method | steps | PSNR (worst) | SSIM |{extra} PSNR 8x | feature error | ms/step |",
-        "|---|---|---|---|---|---|" + "---|---|" * split + "---|---|---|",
+        f"| model | layer | method | steps | PSNR (worst) | SSIM |{extra} PSNR 8x | feature error | ms/step "
+        "| judge: own photo first | class in top 5 (confident) | judge cosine |",
+        "|---|---|---|---|---|---|" + "---|---|" * split + "---|---|---|---|---|---|",
     ]
 
     def mean(rs: Sequence[Row], key: str) -> float:
@@ -402,8 +472,36 @@ def table(rows: Sequence[Row], held_out: Sequence[str] = HELD_OUT) -> str:
             f"| {model} | {layer} | {name} | {steps_text} | {mean(mine, 'psnr'):.2f} "
             f"({min(r.psnr for r in mine):.2f}) | {mean(mine, 'ssim'):.3f} |{held} {mean(mine, 'psnr_8x'):.2f} "
             f"| {mean(mine, 'feature_error'):.4f} | {mean(mine, 'seconds_per_step') * 1000:.1f} |"
+            f"{judge_cells(mine)}"
         )
     return "\n".join(lines)
+
+
+def judge_cells(rows: Sequence[Row]) -> str:
+    """The judge's columns for one line of the table: how many photos it found first, how many kept
+    their class in the top 5 (and among the photos it was confident about), the mean cosine.
+
+    >>> seen = [Row("a", "m", "l", "x", 1, 20, 0.5, 20, 0.1, 0.1, judge_rank=1, judge_cosine=0.8,
+    ...             class_agreement=1.0, judge_confident=1.0),
+    ...         Row("b", "m", "l", "x", 1, 20, 0.5, 20, 0.1, 0.1, judge_rank=3, judge_cosine=0.4,
+    ...             class_agreement=0.0, judge_confident=0.0)]
+    >>> judge_cells(seen)
+    ' 1/2 | 1/2 (1/1) | 0.60 |'
+    """
+    judged = [r for r in rows if r.judge_rank]
+    if not judged:
+        return " - | - | - |"
+    first = sum(r.judge_rank == 1 for r in judged)
+    classed = [r for r in judged if math.isfinite(r.class_agreement)]
+    sure = [r for r in classed if r.judge_confident == 1]
+    agree = (
+        f"{sum(r.class_agreement == 1 for r in classed)}/{len(classed)} "
+        f"({sum(r.class_agreement == 1 for r in sure)}/{len(sure)})"
+        if classed
+        else "- (no classifier)"
+    )
+    cosine = sum(r.judge_cosine for r in judged) / len(judged)
+    return f" {first}/{len(judged)} | {agree} | {cosine:.2f} |"
 
 
 def to_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
