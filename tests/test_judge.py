@@ -57,3 +57,22 @@ def test_class_agreement_on_a_photo_of_a_known_class(photos):
 def test_the_judge_is_never_the_network_inverted():
     for model in ("vgg16_offline", "efficientnet_lite0_offline", "mobilenet_v2_offline", "resnet18"):
         assert judge_for(model) != model
+
+
+def test_judge_option_writes_the_verdict_to_the_summary_and_says_it(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    args = ["invert", "skimage:coffee", "--size", "32", "--steps", "3"]
+    proc = run_cli(*args, "--judge", "--out", str(tmp_path / "judged"))
+    assert proc.returncode == 0, proc.stderr
+    verdict = json.loads((tmp_path / "judged" / "summary.json").read_text())["judge"]
+    assert verdict["judge"] == "efficientnet_lite0_offline" and verdict["gallery"] == 22  # the target + 21 built-in
+    assert 1 <= verdict["rank"] <= 22 and -1 <= verdict["cosine"] <= 1 and verdict["original_class"]
+    assert f"own photo ranked {verdict['rank']} of 22" in proc.stdout
+    assert run_cli(*args, "--out", str(tmp_path / "plain")).returncode == 0
+    assert "judge" not in json.loads((tmp_path / "plain" / "summary.json").read_text())  # opt-in
+    side = run_cli("compare", str(tmp_path / "judged"), str(tmp_path / "plain"), "--out", str(tmp_path / "cmp"))
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert side.returncode == 0 and "own photo&#x27;s rank" in page and f"{verdict['rank']} of 22" in page

@@ -320,6 +320,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
         )
         if not config.layers:
             print(f"layer: {', '.join(s['feature_error'])}, the model's default (--layers picks another)")
+        if "judge" in s:
+            print(_verdict_line(s["judge"]))
         print(f"run folder: {out}")
     if result.status == Status.INTERRUPTED:
         code = _exit_interrupted()
@@ -353,6 +355,17 @@ def cmd_layers(args: argparse.Namespace) -> int:
         write_bytes(args.plot, structure_png(model.module, model.label, args.size, highlight))
         print(f"structure drawn to {args.plot}")
     return 0
+
+
+def _verdict_line(v: dict) -> str:
+    """``--judge``'s verdict in one line."""
+    kept = (
+        ""
+        if v.get("class_agreement") is None
+        else f", {v['original_class']!r} {'kept' if v['class_agreement'] else 'not'} in its top 5"
+        + ("" if v["confident"] else " (the judge is unsure of the photo itself)")
+    )
+    return f"judge ({v['judge']}): own photo ranked {v['rank']} of {v['gallery']}{kept}, cosine {v['cosine']:.2f}"
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

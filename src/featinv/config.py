@@ -109,6 +109,12 @@ class InvertConfig:
         "with restarts N: keep all N images and write diversity.png (them, their mean, a per-pixel std map: "
         "what the layer does not pin down) and their spread in summary.json",
     )
+    judge: bool = option(
+        False,
+        "show the result to an independent offline network (EfficientNet-Lite0 for VGG16, VGG16 otherwise) "
+        "and write its verdict to summary.json: the photo found first among the built-in photos, its class "
+        "kept in the top 5, the cosine of their features",
+    )
     channels: str | None = option(
         None, "invert only some of the layers' channels: 0:64 | 3,7,12 | top:K (by the target's energy); unset: all"
     )

@@ -21,7 +21,7 @@ offline VGG16's pooled pool5 features. Images go to the judge at 224 px, the siz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -97,3 +97,21 @@ class Judge:
             rank = 1 + int((similarity[i] > own).sum())
             out.append(Verdict(rank, float(own), agreement, confident, name))
         return out
+
+
+def judge_one(image: torch.Tensor, target: torch.Tensor, model: str) -> dict[str, Any]:
+    """The verdict on one reconstruction ``image`` of ``target`` (``[3, H, W]``), inverted from
+    ``model``: its gallery is the target and every built-in photo (a built-in target's twin does
+    not count against it: the rank counts photos strictly nearer). What ``--judge`` writes.
+
+    >>> grey = torch.full((3, 32, 32), 0.5)
+    >>> v = judge_one(grey, grey, "vgg16_offline")
+    >>> v["rank"], v["judge"], round(v["cosine"], 3)
+    (1, 'efficientnet_lite0_offline', 1.0)
+    """
+    from ..files import SAMPLES, load_target
+
+    photos = [load_target(prefix + name, target.shape[-1]) for prefix, names in SAMPLES.items() for name in names]
+    name = judge_for(model)
+    verdict = Judge(name).verdicts(image[None], target[None], torch.stack(photos))[0]
+    return {"judge": name, "gallery": len(photos) + 1, **asdict(verdict)}

@@ -379,6 +379,10 @@ class Inversion:
             summary["param_module"] = type(slot.param).__name__
         if self.objective_spec is not None:
             summary["objective"] = repr(self.objective_spec)
+        if config.judge:
+            from ..nets.judge import judge_one
+
+            summary["judge"] = judge_one(image.detach().cpu(), target.detach().cpu(), config.model)
         for key, value in (("channels", config.channels), ("window", self.problem.window_pixels(config))):
             if value:
                 summary[key] = value  # type: ignore[literal-required]

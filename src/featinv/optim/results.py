@@ -59,6 +59,7 @@ class Summary(TypedDict):
     window: NotRequired[dict[str, Any]]  # the cells inverted and the pixels they see (--window)
     param_module: NotRequired[str]  # the class of a parameterisation of the user's (param custom)
     objective: NotRequired[str]  # an objective of the user's, as written (featinv.invert)
+    judge: NotRequired[dict[str, Any]]  # --judge: an independent network's verdict (featinv.nets.judge)
 
 
 def summarize(

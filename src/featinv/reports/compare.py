@@ -78,6 +78,13 @@ def findings(runs: list[RunRecord]) -> str:
     return " ".join(sentences) or "The runs are of different photos: no ranking."
 
 
+def _judge_cells(verdict: dict | None) -> list:
+    if not verdict:
+        return ["-", "-", math.nan]
+    kept = "-" if verdict.get("class_agreement") is None else ("yes" if verdict["class_agreement"] else "no")
+    return [f"{verdict['rank']} of {verdict['gallery']}", kept, verdict["cosine"]]
+
+
 def compare(paths: list[Path], out: Path) -> Path:
     """Write the comparison page of the runs in ``paths`` into ``out``; return the HTML's path."""
     runs = [read_run(folder, name=_name(folder)) for folder in run_folders(paths)]
@@ -101,8 +108,10 @@ def compare(paths: list[Path], out: Path) -> Path:
         ]
     grid = grid_figure(tiles, captions, "Target, result, difference", "compare", columns=3)
     files.write_bytes(out / "compare.png", grid.png)
+    judged = any("judge" in r.summary for r in runs)  # runs made with --judge: the judge's columns too
     table = Table(
-        ["run", "what", "PSNR dB", "SSIM", "feature error", "ms/step", "status"],
+        ["run", "what", "PSNR dB", "SSIM", "feature error", "ms/step", "status"]
+        + (["judge: own photo's rank", "class in top 5", "judge cosine"] if judged else []),
         [
             [
                 r.name,
@@ -113,6 +122,7 @@ def compare(paths: list[Path], out: Path) -> Path:
                 r.summary.get("seconds_per_step", math.nan) * 1000,
                 r.summary.get("status", "?"),
             ]
+            + (_judge_cells(r.summary.get("judge")) if judged else [])
             for r in runs
         ],
     )
