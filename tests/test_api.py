@@ -114,3 +114,13 @@ def test_sweep_report_and_compare_from_python_show_themselves(tmp_path):
     trials = sorted((tmp_path / "sweep" / "trials").iterdir())
     side = featinv.compare(trials, tmp_path / "cmp")
     assert side.path.is_file() and all(t.name in side.path.read_text() for t in trials)
+
+
+def test_a_page_of_a_relative_folder_shows_itself(tmp_path, monkeypatch):
+    import featinv
+
+    base = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 2, "image": "skimage:coffee"}
+    featinv.sweep({"base": base, "grid": {"lr": [0.05]}}, tmp_path / "sweep")
+    monkeypatch.chdir(tmp_path)
+    page = featinv.report("sweep")  # as a notebook names its folders
+    assert f'href="{(tmp_path / "sweep" / "report.html").as_uri()}"' in page._repr_html_()

@@ -185,7 +185,7 @@ class Page:
 
         page = html.escape(self.path.read_text(), quote=True)
         return (
-            f'<p><a href="{html.escape(self.path.as_uri())}">{html.escape(str(self.path))}</a></p>'
+            f'<p><a href="{html.escape(self.path.resolve().as_uri())}">{html.escape(str(self.path))}</a></p>'
             f'<iframe srcdoc="{page}" style="width:100%;height:{self.height}px;border:1px solid #ccc"></iframe>'
         )
 
