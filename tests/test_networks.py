@@ -198,6 +198,10 @@ def test_a_real_keras_export_from_a_registry_package(offline_vgg):
     from featinv.nets.layers import default_layer
 
     assert default_layer(keras.module, 128) == "relu3_3"  # found at 224 px: its dense head takes no other
+    with pytest.raises(
+        LayerError, match="'Shape_' cannot be inverted.*nearest layer that can be is 'functional_1/flatten_1/Reshape'"
+    ):
+        invert("skimage:coffee", model=keras, layers="Shape_", size=128, steps=1)  # what its arithmetic feeds
     x = torch.rand(2, 3, 64, 64) * 100  # in the network's own (Caffe) input range
     for layer in ("conv1_1", "relu3_1", "pool5"):
         ours, theirs = (FeatureExtractor(m, [layer])(x)[layer] for m in (keras.module, offline_vgg.module))

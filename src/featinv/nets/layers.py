@@ -389,7 +389,7 @@ def nearest_invertible(model: nn.Module, name: str, size: int) -> str | None:
     last one before it, by its shortest alias."""
     node = resolve(model, [name])[name]
     nodes = graph_nodes(model)
-    shapes = {n: shape for _, n, shape in describe(model, size, everything=True)}
+    shapes = {n: shape for _, n, shape in describe_at(model, size, everything=True)[0]}
     here = nodes.index(node)
     candidates = [n for n in nodes if n != node and invertible(shapes.get(n))]
     if not candidates:
@@ -410,11 +410,7 @@ def default_layer(model: nn.Module, size: int) -> str:
     >>> default_layer(resnet18(), 64)  # the end of layer1
     'res2'
     """
-    try:
-        rows = describe(model, size, everything=False)
-    except (RuntimeError, ValueError, IndexError, AssertionError):  # a whole network fixed at its size
-        size = 224  # (a conv layer's name holds at any size; the run checks its own)
-        rows = describe(model, size, everything=False)
+    rows, size = describe_at(model, size, everything=False)
     named = set(aliases(model))
     candidates = [row for row in rows if row[0] in named] or rows
     if not candidates:
@@ -426,6 +422,17 @@ def default_layer(model: nn.Module, size: int) -> str:
             chosen = at[-1]
             break
     return min((name for name, node, _ in candidates if node == chosen[1]), key=len)  # 'res2', not its ONNX name
+
+
+def describe_at(
+    model: nn.Module, size: int, everything: bool
+) -> tuple[list[tuple[str, str, tuple[int, ...] | None]], int]:
+    """:func:`describe` at ``size``, or at 224 px for a network whose head takes no other size
+    (a layer's name holds at any size; a run checks its own); the rows and the size used."""
+    try:
+        return describe(model, size, everything=everything), size
+    except (RuntimeError, ValueError, IndexError, AssertionError):
+        return describe(model, 224, everything=everything), 224
 
 
 @torch.no_grad()
