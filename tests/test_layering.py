@@ -1,5 +1,6 @@
 """featinv's layers import only downward: ground < nets < optim < runs < experiments < reports <
-cli/api/options (../shared/DESIGN.md has the picture), and no module imports itself back through others.
+cli/api/options and serve, the explorer (../shared/DESIGN.md has the picture), and no module
+imports itself back through others.
 Imports inside functions count too: a lazy import is still a dependency."""
 
 import ast
@@ -8,7 +9,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "featinv"
 # each subpackage's rank; top-level modules are the ground (0) except the entry points
-RANKS = {"nets": 1, "optim": 2, "runs": 3, "experiments": 4, "reports": 5}
+RANKS = {"nets": 1, "optim": 2, "runs": 3, "experiments": 4, "reports": 5, "serve": 6}
 ENTRY_POINTS = {"featinv.cli", "featinv.api", "featinv.objectives", "featinv.options", "featinv.__main__", "featinv"}
 TOP = 6
 

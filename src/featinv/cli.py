@@ -231,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for report.html, report.md and compare.png (default runs/compare)",
     )
     _add_debug(co)
+    se = sub.add_parser(
+        "serve",
+        help="the live explorer in the browser: start runs, watch them form, browse runs and reports",
+        description="A local web app (http://127.0.0.1:8765/ by default) for the whole workflow; its runs are "
+        "normal run folders under --runs. Ctrl-C stops it and leaves every run folder resumable.",
+    )
+    se.add_argument("--runs", type=Path, default=Path("runs"), help="the folder runs are written to and browsed in")
+    se.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    se.add_argument("--port", type=int, default=8765, help="port (0: any free one; the address is printed)")
+    se.add_argument("--queue", type=int, default=8, help="runs that may wait for the one running (default 8)")
+    se.add_argument("--max-size", type=int, default=1024, help="the largest size a run may ask for (px)")
+    se.add_argument("--max-steps", type=int, default=20000, help="the most steps a run may ask for")
+    _add_debug(se)
     mo = sub.add_parser("models", help="list the available models (the offline ones first, then torchvision's)")
     mo.add_argument(
         "--timm",
@@ -581,6 +594,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    from .errors import FeatinvError
+    from .install import install_hint
+
+    missing = [p for p, module in SERVE_PACKAGES.items() if find_spec(module) is None]
+    if missing:
+        raise FeatinvError(f"featinv serve needs {', '.join(missing)}: {'; '.join(map(install_hint, missing))}")
+    if args.queue < 1:
+        raise _usage(f"--queue must be at least 1, got {args.queue}")
+    from .serve import serve
+
+    try:
+        serve(args.runs, args.host, args.port, args.queue, args.max_size, args.max_steps)
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise FeatinvError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down
+        pass
+    print(f"featinv explorer stopped: every run folder under {args.runs} is resumable", file=sys.stderr)
+    return 0
+
+
+# the serve extra's packages, by the module each is imported as
+SERVE_PACKAGES = {
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "sse-starlette": "sse_starlette",
+    "python-multipart": "python_multipart",
+}
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .nets.models import OFFLINE_MODELS, available_models
 
@@ -672,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "models": cmd_models,
         "compare": cmd_compare,
+        "serve": cmd_serve,
     }
     if args.command in ("invert", "sweep", "study", "bench"):
         from .nets.perf import tune_process
