@@ -108,12 +108,10 @@ class Explorer:
         with self._inspecting:
             check_layers(self.model(config.model, config.weights, inspect=True), config.layers)
         model = self.model(config.model, config.weights)
-        from ..files import read_image, safe_name, sample_name
-
-        read_image(config.image)  # a photo that cannot be read fails here, not in the worker
-        photo = sample_name(config.image) or ("upload" if upload else Path(config.image).stem)
+        files.read_image(config.image)  # a photo that cannot be read fails here, not in the worker
+        photo = files.sample_name(config.image) or ("upload" if upload else Path(config.image).stem)
         layers = "+".join(layer.split(":")[0] for layer in config.layers) or "default"
-        stem = safe_name(f"{photo}_{Path(config.model).stem}_{layers}", limit=100)
+        stem = files.safe_name(f"{photo}_{Path(config.model).stem}_{layers}", limit=100)
         folder = new_folder_name(self.runs, stem)
         files.write_text(folder / CONFIG, to_yaml(config, header))  # a run folder from now on: resumable
         job = Job(folder.relative_to(self.runs).as_posix(), folder, config, model)
@@ -176,13 +174,11 @@ def event(job: Job, losses_sent: int, frame_sent: int) -> dict[str, Any]:
         "frame_step": job.frame_step,
         "summary": job.summary if job.state in FINISHED else None,
         "error": job.error,
-        "first_frame_seconds": job.first_frame_seconds,
     }
 
 
 def create_app(runs: Path, capacity: int = 8, limits: Limits = Limits(), every: int = 5) -> Starlette:
     """The explorer for run folders under ``runs``: ``capacity`` runs may wait, one runs."""
-    from ..errors import RunFolderError
     from .page import PAGE
 
     # torch, torchvision and featinv's engine imported here, once: two requests importing them
@@ -252,7 +248,7 @@ def create_app(runs: Path, capacity: int = 8, limits: Limits = Limits(), every: 
         async def stream() -> AsyncIterator[dict[str, str]]:
             seen, losses_sent, frame_sent = -1, 0, -2
             while True:
-                current = explorer.queue.jobs.get(job.name, job)  # a resume replaces nothing: same Job
+                current = explorer.queue.jobs.get(job.name, job)  # a run resumed meanwhile: the queue's job
                 if current.version != seen:
                     seen = current.version
                     news = event(current, losses_sent, frame_sent)
@@ -327,7 +323,7 @@ def create_app(runs: Path, capacity: int = 8, limits: Limits = Limits(), every: 
             Route("/api/compare", compare, methods=["POST"]),
             Route("/files/{path:path}", file),
         ],
-        exception_handlers={FeatinvError: refused, RunFolderError: refused},
+        exception_handlers={FeatinvError: refused},
         lifespan=lifespan,
     )
     app.state.explorer = explorer

@@ -19,7 +19,6 @@ featinv.serve.jobs.QueueFull: the queue is full (1 run waiting): stop one or wai
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +49,6 @@ class Job:
     frame_step: int = -1
     summary: dict[str, Any] | None = None
     error: str | None = None
-    queued_at: float = field(default_factory=time.perf_counter)
-    first_frame_seconds: float | None = None  # queued -> first image of the reconstruction
     version: int = 0  # bumped on every change, so a stream sends only news
     _run: Any = None
     _stop: bool = False
@@ -80,8 +77,6 @@ class Feed:
         target = run.problem.target[run.restarts.of(0)[0]]
         self.job.frame = png_bytes(side_by_side(target, run.image(0)))
         self.job.frame_step = run.step
-        if self.job.first_frame_seconds is None and run.step > 0:
-            self.job.first_frame_seconds = time.perf_counter() - self.job.queued_at
 
     def on_start(self, run: Any) -> None:
         job = self.job
@@ -135,8 +130,7 @@ class RunQueue:
                     f"the queue is full ({len(self._waiting)} run{'s' * (len(self._waiting) != 1)} waiting): "
                     f"stop one or wait for it to finish"
                 )
-            job.state, job._stop, job.error, job.queued_at = "queued", False, None, time.perf_counter()
-            job.first_frame_seconds = None
+            job.state, job._stop, job.error = "queued", False, None
             self.jobs[job.name] = job
             self._waiting.append(job)
             job.changed()
