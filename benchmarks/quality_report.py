@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,37 +195,96 @@ def _source_lines(data: dict) -> list[str]:
     ]
 
 
-def _unseen_section(paths: list[Path], root: Path) -> list[str]:
-    """The section of QUALITY.md for runs on photos outside the benchmark's: their own merged
-    table, the bars checked on them, their notes and grids (under docs/quality/unseen)."""
+def _own_section(
+    title: str, intro: Callable[[dict], str], paths: list[Path], root: Path, folder: str, bars: str = ""
+) -> list[str]:
+    """A section of QUALITY.md for runs not merged into the main table: their own merged table,
+    the targets checked on them (headed ``bars``, if given), their notes and grids (under
+    docs/quality/``folder``)."""
     from featinv.experiments.quality import from_json, table
 
     runs = [load_run(p) for p in paths]
     data = merge(runs)
-    grids = _copy_grids(runs, data["rows"], root / "docs" / "quality" / "unseen")
-    photos = sorted({r["photo"] for r in data["rows"]})
+    grids = _copy_grids(runs, data["rows"], root / "docs" / "quality" / folder)
     return [
-        "## Photos outside the benchmark",
+        f"## {title}",
         "",
-        f"{len(photos)} more photos that ship with the same packages ({', '.join(photos)}), never used "
-        f"to choose a default nor in the table above, {data['size']} px, {data['steps']} steps; "
-        f"not merged into the table above.",
+        intro(data),
         "",
         *_source_lines(data),
         "",
         *[s["run"]["notes"] + "\n" for s in data["sources"] if s["run"]["notes"]],
-        "The same bars on these photos:",
-        "",
-        *targets(data),
-        "",
+        *([bars, "", *targets(data), ""] if bars else []),
         table(from_json(data["rows"]), held_out=()),
         "",
-        *[f"![{g.stem}](docs/quality/unseen/{g.name})" for g in grids],
+        *[f"![{g.stem}](docs/quality/{folder}/{g.name})" for g in grids],
         "",
     ]
 
 
-def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None) -> None:
+def _unseen_section(paths: list[Path], root: Path) -> list[str]:
+    """Runs on photos outside the benchmark's, with the bars checked on them."""
+
+    def intro(data: dict) -> str:
+        photos = sorted({r["photo"] for r in data["rows"]})
+        return (
+            f"{len(photos)} more photos that ship with the same packages ({', '.join(photos)}), never used "
+            f"to choose a default nor in the table above, {data['size']} px, {data['steps']} steps; "
+            f"not merged into the table above."
+        )
+
+    return _own_section("Photos outside the benchmark", intro, paths, root, "unseen", "The same bars on these photos:")
+
+
+def _native_size_section(paths: list[Path], root: Path) -> list[str]:
+    """Deep layers at the size the network was trained at (the main table is at 128 px)."""
+
+    def intro(data: dict) -> str:
+        photos = sorted({r["photo"] for r in data["rows"]})
+        return (
+            f"The deep layers at {data['size']} px, the size VGG16 was trained at and the papers inverted "
+            f"(pool5 is a 7x7 map there, 4x4 at 128 px), on {len(photos)} of the photos "
+            f"({', '.join(photos)}), {data['steps']} steps; not merged into the table above."
+        )
+
+    return _own_section("Deep layers at the network's own size", intro, paths, root, "native")
+
+
+def _time_to_picture_section(path: Path) -> list[str]:
+    """benchmarks/time_to_picture.py's curves: PSNR and the judge's cosine against wall seconds."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_to_picture", Path(__file__).with_name("time_to_picture.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = json.loads(path.read_text())
+    notes = path.with_suffix(".notes.md")
+    return [
+        "## Time to a good picture",
+        "",
+        f"`python benchmarks/time_to_picture.py` ({path}): each method on each photo "
+        f"({', '.join(data['args']['photos'])}) on its own, as a user waits for one picture, "
+        f"{data['args']['size']} px, "
+        f"this CPU, one run; every {data['args']['every']} steps the image is scored. Means over the photos. "
+        "`own photo first`: EfficientNet-Lite0 finds the photo's own original first among it and the 21 "
+        "built-in photos, at the end; `every photo first after`: the wall time from which it does so for every photo.",
+        "",
+        *([notes.read_text().strip(), ""] if notes.is_file() else []),
+        module.summary(data["rows"]),
+        "",
+        "![time to a good picture](docs/quality/time_to_picture.png)",
+        "",
+    ]
+
+
+def main(
+    paths: list[Path],
+    root: Path = ROOT,
+    unseen: list[Path] | None = None,
+    native: list[Path] | None = None,
+    time_to_picture: Path | None = None,
+) -> None:
     """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs,
     and a section of its own for the ``unseen`` runs (photos outside the benchmark)."""
     from featinv.experiments.quality import CASES, HELD_OUT, from_json, table
@@ -238,6 +298,9 @@ def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None)
     ran = {f"{r['model']}:{r['layer']}" for r in data["rows"]}
     missing = [c for c in CASES if c not in ran]
     arguments = " ".join(str(p) for p in paths) + (" --unseen " + " ".join(str(p) for p in unseen) if unseen else "")
+    arguments += (" --native " + " ".join(str(p) for p in native) if native else "") + (
+        f" --time-to-picture {time_to_picture}" if time_to_picture else ""
+    )
     if len(runs) == 1:
         origin = [
             f"Machine: {_machine(data['environment'])}.",
@@ -288,6 +351,8 @@ def main(paths: list[Path], root: Path = ROOT, unseen: list[Path] | None = None)
         *[f"![{g.stem}](docs/quality/{g.name})" for g in grids],
         "",
         *(_unseen_section(unseen, root) if unseen else []),
+        *(_native_size_section(native, root) if native else []),
+        *(_time_to_picture_section(time_to_picture) if time_to_picture else []),
     ]
     (root / "QUALITY.md").write_text("\n".join(text))
     print("\n".join(targets(data)))
@@ -309,5 +374,15 @@ if __name__ == "__main__":
         default=None,
         help="runs on photos outside the benchmark: a section of their own",
     )
+    parser.add_argument(
+        "--native",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="runs of the deep layers at the network's own size (224 px): a section of their own",
+    )
+    parser.add_argument(
+        "--time-to-picture", type=Path, default=None, help="benchmarks/time_to_picture.py's JSON: a section"
+    )
     args = parser.parse_args()
-    main(args.runs, unseen=args.unseen)
+    main(args.runs, unseen=args.unseen, native=args.native, time_to_picture=args.time_to_picture)

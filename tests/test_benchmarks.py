@@ -256,6 +256,48 @@ def test_quality_report_keeps_photos_outside_the_benchmark_in_a_section_of_their
     assert "(astronaut)" not in unseen_part and "coffee" not in main_part
 
 
+def test_time_to_picture_and_the_native_size_get_sections_of_their_own(tmp_path):
+    """benchmarks/time_to_picture.py keeps each method's image every few steps with its wall time
+    and the judge's verdict; quality_report puts it, and runs at the network's own size, in
+    sections of their own, never in the main table."""
+    from featinv.experiments import quality
+
+    curves = tmp_path / "ttp.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "time_to_picture.py"), "--photos", "coffee", "--layers",
+         "relu1_2", "--methods", "default", "peer", "--size", "32", "--steps", "20", "--every", "10",
+         "--out", str(curves), "--plot", str(tmp_path / "ttp.png")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(curves.read_text())["rows"]
+    steps = {m: [r["step"] for r in rows if r["method"] == m] for m in ("default", "peer")}
+    assert steps["default"] == [10, 20] and steps["peer"][-1] == 201
+    seconds = [r["seconds"] for r in rows if r["method"] == "default"]
+    assert 0 < seconds[0] < seconds[1]
+    assert all(1 <= r["judge_rank"] <= 22 and -1 <= r["judge_cosine"] <= 1 for r in rows)
+    assert (tmp_path / "ttp.png").stat().st_size > 0
+
+    report = _quality_report_module()
+    env = {"processor": "x86_64", "threads": 2, "device": "cpu", "date": "2026-12-07 00:00"}
+    for folder, size in (("main", 32), ("native", 48)):
+        made = quality.run_benchmark(
+            ["astronaut"], ["vgg16_offline:relu1_2"], ["flat"], size=size, steps=2, equal_time=False,
+            grid_dir=tmp_path / folder, progress=lambda line: None, judged=False,
+        )  # fmt: skip
+        (tmp_path / folder / "quality.json").write_text(
+            json.dumps({"environment": env, "size": size, "steps": 2, "rows": quality.to_json(made)})
+        )
+    report.main([tmp_path / "main"], root=tmp_path / "out", native=[tmp_path / "native"], time_to_picture=curves)
+    text = (tmp_path / "out" / "QUALITY.md").read_text()
+    main_part, _, rest = text.partition("## Deep layers at the network's own size")
+    native_part, _, timed_part = rest.partition("## Time to a good picture")
+    flat = made[0]
+    assert f"| flat | 0 | {flat.psnr:.2f} ({flat.psnr:.2f}) |" in native_part
+    assert f"| flat | 0 | {flat.psnr:.2f}" not in main_part and "The deep layers at 48 px" in native_part
+    assert "| relu1_2 | default | 20 |" in timed_part and "| relu1_2 | peer | 201 |" in timed_part
+
+
 def test_feature_error_scores_an_image_against_the_photos_features():
     """The helper the flat/peer rows and the probes score with: the photo itself has no error,
     its flat mean colour has some, at the layer's default objective."""

@@ -88,10 +88,11 @@ def psnr_downsampled(image: torch.Tensor, target: torch.Tensor, factor: int = 8)
     return metrics.psnr(F.avg_pool2d(image[None], factor)[0], F.avg_pool2d(target[None], factor)[0])
 
 
-def peer_inversion(problem: Any, steps: int = 201) -> tuple[torch.Tensor, float]:
+def peer_inversion(problem: Any, steps: int = 201, on_step: Any = None) -> tuple[torch.Tensor, float]:
     """The pytorch-cnn-visualizations recipe on ``problem``'s first target (see the module
     docstring): the image lives in ImageNet-normalised space, as that code has it. Returns the
-    image ``[3, S, S]`` in [0, 1] and the seconds per step."""
+    image ``[3, S, S]`` in [0, 1] and the seconds per step. ``on_step(step, image)`` (optional)
+    sees the image after each step (benchmarks/time_to_picture.py)."""
     mean = torch.tensor([0.485, 0.456, 0.406], device=problem.device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=problem.device).view(1, 3, 1, 1)
     (layer,) = [r.name for r in problem.requests]
@@ -112,6 +113,9 @@ def peer_inversion(problem: Any, steps: int = 201) -> tuple[torch.Tensor, float]
         if i % 40 == 0:
             for group in optimizer.param_groups:
                 group["lr"] /= 10
+        if on_step is not None:
+            with torch.no_grad():
+                on_step(i + 1, torch.nan_to_num((z * std + mean).clamp(0, 1)[0], nan=0.5))
     seconds = (time.perf_counter() - start) / steps
     with torch.no_grad():
         image = (z * std + mean).clamp(0, 1)
