@@ -196,11 +196,11 @@ def _source_lines(data: dict) -> list[str]:
 
 
 def _own_section(
-    title: str, intro: Callable[[dict], str], paths: list[Path], root: Path, folder: str, bars: str = ""
+    title: str, intro: Callable[[dict, str], str], paths: list[Path], root: Path, folder: str, bars: str = ""
 ) -> list[str]:
-    """A section of QUALITY.md for runs not merged into the main table: their own merged table,
-    the targets checked on them (headed ``bars``, if given), their notes and grids (under
-    docs/quality/``folder``)."""
+    """A section of QUALITY.md for runs not merged into the main table: ``intro(data, photos)``,
+    their sources and notes, the targets checked on them (headed ``bars``, if given), their own
+    merged table and grids (under docs/quality/``folder``)."""
     from featinv.experiments.quality import from_json, table
 
     runs = [load_run(p) for p in paths]
@@ -209,7 +209,7 @@ def _own_section(
     return [
         f"## {title}",
         "",
-        intro(data),
+        intro(data, ", ".join(sorted({r["photo"] for r in data["rows"]}))),
         "",
         *_source_lines(data),
         "",
@@ -225,10 +225,9 @@ def _own_section(
 def _unseen_section(paths: list[Path], root: Path) -> list[str]:
     """Runs on photos outside the benchmark's, with the bars checked on them."""
 
-    def intro(data: dict) -> str:
-        photos = sorted({r["photo"] for r in data["rows"]})
+    def intro(data: dict, photos: str) -> str:
         return (
-            f"{len(photos)} more photos that ship with the same packages ({', '.join(photos)}), never used "
+            f"{photos.count(',') + 1} more photos that ship with the same packages ({photos}), never used "
             f"to choose a default nor in the table above, {data['size']} px, {data['steps']} steps; "
             f"not merged into the table above."
         )
@@ -239,12 +238,11 @@ def _unseen_section(paths: list[Path], root: Path) -> list[str]:
 def _native_size_section(paths: list[Path], root: Path) -> list[str]:
     """Deep layers at the size the network was trained at (the main table is at 128 px)."""
 
-    def intro(data: dict) -> str:
-        photos = sorted({r["photo"] for r in data["rows"]})
+    def intro(data: dict, photos: str) -> str:
         return (
             f"The deep layers at {data['size']} px, the size VGG16 was trained at and the papers inverted "
-            f"(pool5 is a 7x7 map there, 4x4 at 128 px), on {len(photos)} of the photos "
-            f"({', '.join(photos)}), {data['steps']} steps; not merged into the table above."
+            f"(pool5 is a 7x7 map there, 4x4 at 128 px), on {photos.count(',') + 1} of the photos "
+            f"({photos}), {data['steps']} steps; not merged into the table above."
         )
 
     return _own_section("Deep layers at the network's own size", intro, paths, root, "native")
