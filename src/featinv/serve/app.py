@@ -49,7 +49,7 @@ class Explorer:
         self.runs, self.queue, self.limits = Path(runs).resolve(), queue, limits
         self._models: dict[tuple[str, str | None, bool], Any] = {}
         self._tables: dict[tuple[str, str | None, int], dict[str, Any]] = {}
-        self._loading, self._inspecting = threading.Lock(), threading.Lock()
+        self._loading, self._inspecting, self._naming = threading.Lock(), threading.Lock(), threading.Lock()
 
     def model(self, name: str, weights: str | None, inspect: bool = False) -> Any:
         """The loaded network: runs share one copy; the page's questions (layer tables, layer
@@ -112,8 +112,9 @@ class Explorer:
         photo = files.sample_name(config.image) or ("upload" if upload else Path(config.image).stem)
         layers = "+".join(layer.split(":")[0] for layer in config.layers) or "default"
         stem = files.safe_name(f"{photo}_{Path(config.model).stem}_{layers}", limit=100)
-        folder = new_folder_name(self.runs, stem)
-        files.write_text(folder / CONFIG, to_yaml(config, header))  # a run folder from now on: resumable
+        with self._naming:  # two requests at once never pick the same new folder
+            folder = new_folder_name(self.runs, stem)
+            files.write_text(folder / CONFIG, to_yaml(config, header))  # a run folder from now on: resumable
         job = Job(folder.relative_to(self.runs).as_posix(), folder, config, model)
         try:
             return self.queue.submit(job)
