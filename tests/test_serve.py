@@ -234,3 +234,19 @@ def test_a_full_queue_is_refused_and_a_waiting_run_stopped_stays_resumable(tmp_p
     assert first.state == "interrupted" and queue.waiting() == 1
     queue.submit(Job("c", tmp_path / "c", InvertConfig()))  # room again
     assert queue.waiting() == 2
+
+
+def test_a_sweep_under_runs_is_listed_and_its_report_opens_in_the_page(explorer, browser):
+    import featinv
+
+    url, runs, proc = explorer
+    base = {"model": "resnet18", "weights": "none", "layers": "res1", "size": 16, "steps": 2}
+    featinv.sweep({"base": base, "grid": {"lr": [0.01, 0.1]}}, runs / "lr-sweep")
+    page = open_page(browser, url)
+    row = "#runs tr[data-name='lr-sweep']"
+    page.wait_for_selector(row, timeout=10_000)
+    assert "(sweep)" in page.inner_text(row)
+    page.click(row)  # a sweep opens its report (written on demand)
+    page.wait_for_function("document.getElementById('viewer').src.includes('lr-sweep/report.html')", timeout=60_000)
+    assert "lr-sweep" in page.frame_locator("#viewer").locator("h1").inner_text(timeout=30_000)
+    assert (runs / "lr-sweep" / "report.html").is_file() and page.is_hidden("#error")
