@@ -77,7 +77,6 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
 
-    torch.set_num_threads(torch.get_num_threads())
     cache = {("vgg16_offline", None): load_model("vgg16_offline")}
     runs = []
     for layer in args.layers:

@@ -101,8 +101,7 @@ class Feed:
 
         result = results[0]
         self.job.frame = png_bytes(side_by_side(result.target, result.image))
-        self.job.frame_step = run.step
-        self.job.summary = dict(result.summary)
+        self.job.frame_step = run.step  # the summary and the state: RunQueue._run, once the run returns
         self.job.changed()
 
 
