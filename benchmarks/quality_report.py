@@ -248,14 +248,54 @@ def _native_size_section(paths: list[Path], root: Path) -> list[str]:
     return _own_section("Deep layers at the network's own size", intro, paths, root, "native")
 
 
-def _time_to_picture_section(path: Path) -> list[str]:
-    """benchmarks/time_to_picture.py's curves: PSNR and the judge's cosine against wall seconds."""
+def _levers_section(paths: list[Path], root: Path) -> list[str]:
+    """benchmarks/probes/deep_levers.py's runs: changes to the defaults at pool5, judged."""
+    module = _load_script(Path(__file__).with_name("probes") / "deep_levers.py")
+
+    def intro(data: dict, photos: str) -> str:
+        return (
+            f"`python benchmarks/probes/deep_levers.py` (its docstring names each lever): the defaults changed "
+            f"one way at a time, on the benchmark's ten photos and the six above ({photos}), {data['size']} px, "
+            "one batch per lever; the gallery the judge retrieves from is the sixteen photos and the two "
+            "built-in distractors left (cell, grass). The table's ms/step is each image's share of a batched step."
+        )
+
+    from featinv.experiments.quality import from_json
+
+    runs = [load_run(p) for p in paths]
+    rows = from_json(merge(runs)["rows"])
+    into = root / "docs" / "quality" / "levers"
+    grids = []
+    for run in runs:  # the probe's grid (a row per lever) lies beside its JSON
+        for grid in sorted(run["folder"].glob("grid_*.png")):
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, into / grid.name)
+            grids.append(f"![{grid.stem}](docs/quality/levers/{grid.name})")
+    return [
+        *_own_section("Levers for deep layers", intro, paths, root, "levers"),
+        *grids,
+        "",
+        "Per photo: the judge's rank of the photo's own original, its class in the top 5 (y / n), the cosine:",
+        "",
+        module.per_photo(rows),
+        "",
+    ]
+
+
+def _load_script(path: Path):
+    """A script beside this one, imported as a module (benchmarks/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("time_to_picture", Path(__file__).with_name("time_to_picture.py"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _time_to_picture_section(path: Path) -> list[str]:
+    """benchmarks/time_to_picture.py's curves: PSNR and the judge's cosine against wall seconds."""
+    module = _load_script(Path(__file__).with_name("time_to_picture.py"))
     data = json.loads(path.read_text())
     notes = path.with_suffix(".notes.md")
     return [
@@ -282,6 +322,7 @@ def main(
     unseen: list[Path] | None = None,
     native: list[Path] | None = None,
     time_to_picture: Path | None = None,
+    levers: list[Path] | None = None,
 ) -> None:
     """Write ``root``/QUALITY.md (and its grids under ``root``/docs/quality) from these runs,
     and a section of its own for the ``unseen`` runs (photos outside the benchmark)."""
@@ -299,6 +340,7 @@ def main(
     arguments += (" --native " + " ".join(str(p) for p in native) if native else "") + (
         f" --time-to-picture {time_to_picture}" if time_to_picture else ""
     )
+    arguments += " --levers " + " ".join(str(p) for p in levers) if levers else ""
     if len(runs) == 1:
         origin = [
             f"Machine: {_machine(data['environment'])}.",
@@ -351,6 +393,7 @@ def main(
         *(_unseen_section(unseen, root) if unseen else []),
         *(_native_size_section(native, root) if native else []),
         *(_time_to_picture_section(time_to_picture) if time_to_picture else []),
+        *(_levers_section(levers, root) if levers else []),
     ]
     (root / "QUALITY.md").write_text("\n".join(text))
     print("\n".join(targets(data)))
@@ -382,5 +425,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--time-to-picture", type=Path, default=None, help="benchmarks/time_to_picture.py's JSON: a section"
     )
+    parser.add_argument(
+        "--levers", nargs="+", type=Path, default=None, help="benchmarks/probes/deep_levers.py's JSON: a section"
+    )
     args = parser.parse_args()
-    main(args.runs, unseen=args.unseen, native=args.native, time_to_picture=args.time_to_picture)
+    main(args.runs, unseen=args.unseen, native=args.native, time_to_picture=args.time_to_picture, levers=args.levers)

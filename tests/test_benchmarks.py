@@ -394,3 +394,36 @@ def test_pool5_best_param_counts_the_default_row_as_its_parameterisation():
         "- met: pool5, best param (dip) >= 10.5 dB and SSIM >= 0.2 (13.00 dB, SSIM 0.300; the flat "
         "mean-colour image: 14.00 dB, SSIM 0.400)" in lines
     )
+
+
+def test_deep_levers_probe_runs_each_lever_and_gets_a_section_of_its_own(tmp_path):
+    """benchmarks/probes/deep_levers.py runs every lever as a change to the defaults (here: 3 steps
+    instead of 200) on every photo, judges them, and quality_report gives them a section with a
+    row per lever and a line per photo."""
+    out = tmp_path / "levers" / "levers.json"
+    out.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "probes" / "deep_levers.py"), "steps=3", "flat", "--layer",
+         "relu1_2", "--photos", "coffee", "chelsea", "--size", "32", "--out", str(out), "--grids", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert sorted((r["method"], r["photo"], r["steps"]) for r in rows) == [
+        ("flat", "chelsea", 0), ("flat", "coffee", 0), ("steps=3", "chelsea", 3), ("steps=3", "coffee", 3),
+    ]  # fmt: skip
+    assert all(r["judge_rank"] >= 1 for r in rows)
+    from PIL import Image
+
+    assert Image.open(out.with_name("grid_vgg16_offline_relu1_2.png")).height == 18 + 96 * 3  # targets, 2 levers
+
+    report = _quality_report_module()
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "quality.json").write_text(
+        json.dumps({"environment": {}, "size": 32, "steps": 2, "rows": [{**rows[0], "layer": "conv1_1"}]})
+    )
+    report.main([tmp_path / "main"], root=tmp_path / "out", levers=[out])
+    section = (tmp_path / "out" / "QUALITY.md").read_text().partition("## Levers for deep layers")[2]
+    assert "| vgg16_offline | relu1_2 | steps=3 | 3 |" in section and "| coffee |" in section
+    assert "(docs/quality/levers/grid_vgg16_offline_relu1_2.png)" in section
+    assert (tmp_path / "out" / "docs" / "quality" / "levers" / "grid_vgg16_offline_relu1_2.png").is_file()
