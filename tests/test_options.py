@@ -90,6 +90,8 @@ def test_the_help_states_the_default_the_code_uses():
                     assert f"; {value} for dip" in text, (stride, text)
                 elif name == "chroma_scale" and chosen.param not in CHROMA_PARAMS:
                     assert f"{chosen.param}" in text.split("only ")[-1] and f": {value})" in text, (stride, text)
+                elif name in ("transforms", "jitter_off_last") and chosen.param != "dip":
+                    assert f"with dip only (another param: {value})" in text, (name, stride, text)
                 elif name == "param" and start.init == "grey" and value != said_by_stride(text, stride):
                     assert f"; {value} instead of dip for a run that starts from an image" in text, (stride, text)
                 else:

@@ -228,6 +228,25 @@ def test_stride_8_defaults_are_dip_with_light_tv():
     assert (started.param, started.lr, started.tv, started.chroma_scale) == ("pyramid", 0.05, 0.5, 1)
 
 
+def test_from_stride_32_the_network_sees_transformed_copies_but_not_in_the_last_steps():
+    """From stride 32 (VGG16 pool5) dip's image is jittered, scaled and rotated each step, off for
+    the last 20 (the judge: 16/16 photos found first, 15/16 without); stride 16 does not, nor
+    another parameterisation; a value the user sets stays."""
+    from featinv.optim.defaults import resolve_defaults
+
+    deep = resolve_defaults(InvertConfig(layers=("pool5",)), stride=32)
+    assert (deep.transforms, deep.jitter_off_last) == ("jitter=4,scale=0.1,rotate=10", 20)
+    sixteen = resolve_defaults(InvertConfig(layers=("relu5_3",)), stride=16)
+    assert (sixteen.param, sixteen.tv, sixteen.transforms, sixteen.jitter_off_last) == ("dip", 50.0, "none", 0)
+    mine = resolve_defaults(InvertConfig(layers=("pool5",), transforms="none", jitter_off_last=5), stride=32)
+    assert (mine.transforms, mine.jitter_off_last) == ("none", 5)
+    for other in (InvertConfig(layers=("pool5",), param="pyramid"), InvertConfig(layers=("pool5",), init="grey")):
+        chosen = resolve_defaults(other, stride=32)  # chosen for dip: the others keep none
+        assert (chosen.param, chosen.transforms, chosen.jitter_off_last) == ("pyramid", "none", 0)
+    asked = resolve_defaults(InvertConfig(layers=("pool5",), param="pixel", transforms="jitter=2"), stride=32)
+    assert (asked.transforms, asked.jitter_off_last) == ("jitter=2", 0)
+
+
 def test_dip_refuses_a_start_image():
     with pytest.raises(ConfigError, match="init 'grey' needs param pixel, fourier or pyramid, got param 'dip'"):
         InvertConfig(param="dip", init="grey")

@@ -25,7 +25,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 # Fields whose default (None, 'auto' in YAML) is chosen by the layer (see featinv.optim.defaults).
 T = TypeVar("T")
-AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "chroma_scale")
+AUTO = ("param", "lr", "tv", "alpha_norm", "alpha", "transforms", "jitter_off_last", "chroma_scale")
 
 
 def option(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
@@ -130,7 +130,7 @@ class InvertConfig:
         0.0, "cap each pixel's norm in the network's mean-subtracted space (IJCV's B; 0 = no cap)"
     )
     jitter: int = option(0, "random shift of up to N pixels before each forward pass (IJCV)")
-    jitter_off_last: int = option(0, "no jitter during the last N steps")
+    jitter_off_last: int | None = option(None, "no jitter or other transforms during the last N steps")
     momentum_reset: bool = option(
         False, "clear the optimiser's momentum whenever the learning rate changes (the CVPR code)"
     )
@@ -220,6 +220,8 @@ class InvertConfig:
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
             raise ConfigError(f"snapshot_every must be an integer >= 0, got {self.snapshot_every!r}")
         for name in ("jitter", "jitter_off_last"):
+            if name in AUTO and getattr(self, name) is None:
+                continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

@@ -80,6 +80,8 @@ def default_text(name: str) -> str:
     if name == "chroma_scale":
         without = ", ".join(p for p in PARAMS if p not in CHROMA_PARAMS)
         text += f"; only {' and '.join(CHROMA_PARAMS)} have one ({without}: 1)"
+    if name in ("transforms", "jitter_off_last"):
+        text += f"; with dip only (another param: {'none' if name == 'transforms' else 0})"
     return text
 
 

@@ -205,6 +205,7 @@ def measure(
             param="pixel",
             lr=0.05,
             tv=0.5,
+            transforms="none",  # the bare step at every depth: pool5's default transforms are timed in QUALITY.md
         )  # the pixel step (QUALITY.md times the others)
         for i in range(case.batch)
     ]
@@ -268,6 +269,7 @@ def measure_batched(
             seed=i,
             device=str(device),
             param="pixel",
+            transforms="none",  # as the single-trial bench: the bare step at every depth
         )
         for i in range(trials)
     ]

@@ -15,7 +15,11 @@ on a 2-core CPU (1.5x a VGG16 pool5 step, 9x an EfficientNet-Lite0 one): ``param
 the faster choice, with colour held to an 8-pixel scale (``chroma_scale``) from stride 16 on. A
 run that starts from an image (``init`` grey or a file) or asks for a ``chroma_scale`` gets
 that pyramid too: dip starts from its own seeded network, not from an image, and has no
-separate colour scale. The table was chosen from the quality benchmark
+separate colour scale. From stride 32 on, dip's image is shown to the network as a randomly
+shifted, zoomed and rotated copy each step (off for the last 20): an image that holds up under
+them is one a person, and another network, recognises (Olah et al. 2017). The other
+parameterisations keep no transforms there: with them the pyramid lost 1.5 dB at pool5.
+The table was chosen from the quality benchmark
 (``featinv bench --quality``; numbers in QUALITY.md), the way the CVPR 2015 recipe scales its
 TV weight with depth.
 
@@ -29,11 +33,11 @@ config is what a run folder's ``config.yaml`` records.
 >>> resolve_defaults(InvertConfig(lr=0.2), stride=4).lr
 0.2
 >>> deep = resolve_defaults(InvertConfig(layers=("pool5",)), stride=32)
->>> deep.param, deep.lr, deep.tv, deep.chroma_scale
-('dip', 0.01, 50.0, 1)
+>>> deep.param, deep.lr, deep.tv, deep.chroma_scale, deep.transforms, deep.jitter_off_last
+('dip', 0.01, 50.0, 1, 'jitter=4,scale=0.1,rotate=10', 20)
 >>> from_image = resolve_defaults(InvertConfig(layers=("pool5",), init="grey"), stride=32)
->>> from_image.param, from_image.lr, from_image.chroma_scale
-('pyramid', 0.05, 8)
+>>> from_image.param, from_image.lr, from_image.chroma_scale, from_image.transforms
+('pyramid', 0.05, 8, 'none')
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class LayerDefaults:
     alpha_norm: float
     alpha: float
     transforms: str
+    jitter_off_last: int = 0
     chroma_scale: int = 1
     instead_of_dip: str | None = None
 
@@ -78,13 +83,28 @@ TABLE = (
         instead_of_dip="pyramid",
     ),
     LayerDefaults(
-        max_stride=10**9,
+        max_stride=16,
         param="dip",
         lr=0.05,
         tv=50.0,
         alpha_norm=0.0,
         alpha=6.0,
         transforms="none",
+        chroma_scale=8,
+        instead_of_dip="pyramid",
+    ),
+    # From stride 32 (VGG16's pool5) the network sees a shifted, zoomed and rotated copy each
+    # step, as it sees photos: on the ten benchmark photos and six unseen ones the judge found
+    # 16/16 first (15/16 without), the class kept 9/16 (5/16) and its cosine 0.68 (0.58).
+    LayerDefaults(
+        max_stride=10**9,
+        param="dip",
+        lr=0.05,
+        tv=50.0,
+        alpha_norm=0.0,
+        alpha=6.0,
+        transforms="jitter=4,scale=0.1,rotate=10",
+        jitter_off_last=20,
         chroma_scale=8,
         instead_of_dip="pyramid",
     ),
@@ -112,6 +132,9 @@ def resolve_defaults(config: InvertConfig, stride: int) -> InvertConfig:
         chosen["param"] = row.instead_of_dip
     if chosen.get("param", config.param) == "dip" and config.lr is None:
         chosen["lr"] = DIP_LR  # its parameters are network weights, not image values
+    if chosen.get("param", config.param) != "dip" and row.transforms != "none":
+        # chosen for dip: with the pyramid at pool5 they cost 1.5 dB and won nothing in the judge's eyes
+        chosen.update({k: v for k, v in (("transforms", "none"), ("jitter_off_last", 0)) if k in chosen})
     if "chroma_scale" in chosen and chosen.get("param", config.param) not in CHROMA_PARAMS:
         chosen["chroma_scale"] = 1  # pixels and dip have no separate colour scale
     return config.replace(**chosen) if chosen else config

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..config import InvertConfig
+from ..config import InvertConfig, resolved
 from ..nets.extractor import frozen
 from ..nets.models import LoadedModel
 from ..nets.perf import compile_step, is_compile_failure
@@ -254,7 +254,7 @@ class Inversion:
         """What the network sees of ``slot``'s image this step: transformed, except for the
         last ``jitter_off_last`` steps."""
         c = slot.config
-        if not slot.transforms or self.step >= c.steps - c.jitter_off_last:
+        if not slot.transforms or self.step >= c.steps - resolved(c.jitter_off_last, "jitter_off_last"):
             return image
         return slot.transforms(image)
 
