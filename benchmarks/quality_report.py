@@ -255,26 +255,17 @@ def _levers_section(paths: list[Path], root: Path) -> list[str]:
     def intro(data: dict, photos: str) -> str:
         return (
             f"`python benchmarks/probes/deep_levers.py` (its docstring names each lever): the defaults changed "
-            f"one way at a time, on the benchmark's ten photos and the six above ({photos}), {data['size']} px, "
-            "one batch per lever; the gallery the judge retrieves from is the sixteen photos and the two "
-            "built-in distractors left (cell, grass). The table's ms/step is each image's share of a batched step."
+            f"one way at a time, on {photos.count(',') + 1} photos ({photos}), {data['size']} px, one batch per "
+            "lever; the gallery the judge retrieves from is these photos and the built-in distractors not among "
+            "them. The table's ms/step is each image's share of a batched step."
         )
 
     from featinv.experiments.quality import from_json
 
     runs = [load_run(p) for p in paths]
     rows = from_json(merge(runs)["rows"])
-    into = root / "docs" / "quality" / "levers"
-    grids = []
-    for run in runs:  # the probe's grid (a row per lever) lies beside its JSON
-        for grid in sorted(run["folder"].glob("grid_*.png")):
-            into.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(grid, into / grid.name)
-            grids.append(f"![{grid.stem}](docs/quality/levers/{grid.name})")
     return [
         *_own_section("Levers for deep layers", intro, paths, root, "levers"),
-        *grids,
-        "",
         "Per photo: the judge's rank of the photo's own original, its class in the top 5 (y / n), the cosine:",
         "",
         module.per_photo(rows),

@@ -403,19 +403,21 @@ def test_deep_levers_probe_runs_each_lever_and_gets_a_section_of_its_own(tmp_pat
     out = tmp_path / "levers" / "levers.json"
     out.parent.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "probes" / "deep_levers.py"), "steps=3", "flat", "--layer",
+        [sys.executable, str(ROOT / "benchmarks" / "probes" / "deep_levers.py"), "steps=3", "default", "flat",
+         "--layer",
          "relu1_2", "--photos", "coffee", "chelsea", "--size", "32", "--out", str(out), "--grids", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     assert sorted((r["method"], r["photo"], r["steps"]) for r in rows) == [
-        ("flat", "chelsea", 0), ("flat", "coffee", 0), ("steps=3", "chelsea", 3), ("steps=3", "coffee", 3),
+        ("default", "chelsea", 200), ("default", "coffee", 200), ("flat", "chelsea", 0), ("flat", "coffee", 0),
+        ("steps=3", "chelsea", 3), ("steps=3", "coffee", 3),
     ]  # fmt: skip
     assert all(r["judge_rank"] >= 1 for r in rows)
     from PIL import Image
 
-    assert Image.open(out.with_name("grid_vgg16_offline_relu1_2.png")).height == 18 + 96 * 3  # targets, 2 levers
+    assert Image.open(out.with_name("grid_vgg16_offline_relu1_2.png")).height == 18 + 96 * 4  # targets, 3 levers
 
     report = _quality_report_module()
     (tmp_path / "main").mkdir()
