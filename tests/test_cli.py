@@ -390,6 +390,22 @@ def test_a_ctrl_c_while_an_interrupted_run_exits_keeps_exit_code_130(tmp_path):
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
 
 
+def test_a_caught_ctrl_c_that_escaped_generated_code_still_exits_130_under_python_m(tmp_path):
+    """The second Ctrl-C can land in code Python runs from a string (a dataclass or namedtuple
+    built on a lazy import): CPython then remembers it as unhandled and, under ``python -m``, ends
+    the process by SIGINT (-2) although featinv caught it. That is how CI once saw -2."""
+    (tmp_path / "second_ctrl_c.py").write_text(
+        "import os, signal, sys\n"
+        "from featinv.cli import _exit_interrupted\n"
+        "try:\n"
+        "    exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**7): pass')\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(_exit_interrupted())\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "second_ctrl_c"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+
+
 def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     proc, deadline = _run_stepping(out)

@@ -674,6 +674,10 @@ def _exit_interrupted() -> int:
 
     if threading.current_thread() is threading.main_thread():  # only there can signals be set
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A KeyboardInterrupt raised in code Python ran from a string (a dataclass or namedtuple built
+    # during a lazy import) is remembered as unhandled even once caught, and under `python -m`
+    # CPython then ends the process by SIGINT instead of 130; running any string forgets it.
+    exec("None")
     return 130
 
 
