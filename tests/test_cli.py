@@ -171,7 +171,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path, sig):
         "--size",
         "64",
         "--steps",
-        "200",
+        "100",
         "--snapshot-every",
         "5",
         "--out",
@@ -186,11 +186,11 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(tmp_path, sig):
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 200
-    resumed = run_cli("invert", "--resume", "--out", str(out), "--steps", "200", "--quiet")
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 100
+    resumed = run_cli("invert", "--resume", "--out", str(out), "--steps", "100", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads((out / "summary.json").read_text())
-    assert final["status"] == "done" and final["steps"] == 200
+    assert final["status"] == "done" and final["steps"] == 100
 
 
 def test_layers_command_lists_aliases_with_shapes_strides_and_defaults():
@@ -361,7 +361,7 @@ def _run_stepping(out):
         "--layers",
         "relu3_3",
         "--size",
-        "96",
+        "64",
         "--steps",
         "60",
         "--snapshot-every",
@@ -419,7 +419,7 @@ def test_a_second_ctrl_c_also_ends_cleanly_and_the_run_resumes(tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 60
     # the same run, never interrupted: the resumed one ends in the same image and log
     whole = tmp_path / "whole"
-    args = ["invert", "skimage:chelsea", "--layers", "relu3_3", "--size", "96", "--steps", "60"]
+    args = ["invert", "skimage:chelsea", "--layers", "relu3_3", "--size", "64", "--steps", "60"]
     assert run_cli_process(*args, "--snapshot-every", "2", "--out", str(whole), "--quiet").returncode == 0
     assert (out / "final.png").read_bytes() == (whole / "final.png").read_bytes()
     untimed = lambda folder: [
@@ -451,7 +451,7 @@ def test_ctrl_c_stops_a_sweep_resumably_with_exit_130(tmp_path):
 
     spec = tmp_path / "s.yaml"
     spec.write_text(
-        "base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 1500, image: 'skimage:coffee'}\n"
+        "base: {model: resnet18, weights: none, layers: res1, size: 16, steps: 400, image: 'skimage:coffee'}\n"
         "grid: {lr: [0.01, 0.02]}\n"
     )
     command = [sys.executable, "-m", "featinv", "sweep", str(spec), "--out", str(tmp_path / "out"), "--batch", "1"]
