@@ -249,7 +249,8 @@ def _native_size_section(paths: list[Path], root: Path) -> list[str]:
 
 
 def _levers_section(paths: list[Path], root: Path) -> list[str]:
-    """benchmarks/probes/deep_levers.py's runs: changes to the defaults at pool5, judged."""
+    """benchmarks/probes/deep_levers.py's runs: changes to the defaults at deep layers, judged; a
+    per-photo table for each network and layer."""
     module = _load_script(Path(__file__).with_name("probes") / "deep_levers.py")
 
     def intro(data: dict, photos: str) -> str:
@@ -264,12 +265,16 @@ def _levers_section(paths: list[Path], root: Path) -> list[str]:
 
     runs = [load_run(p) for p in paths]
     rows = from_json(merge(runs)["rows"])
+    cases = dict.fromkeys((r.model, r.layer) for r in rows)
+    per_case = [
+        [f"{model} {layer}:", "", module.per_photo([r for r in rows if (r.model, r.layer) == (model, layer)]), ""]
+        for model, layer in cases
+    ]
     return [
         *_own_section("Levers for deep layers", intro, paths, root, "levers"),
         "Per photo: the judge's rank of the photo's own original, its class in the top 5 (y / n), the cosine:",
         "",
-        module.per_photo(rows),
-        "",
+        *[line for lines in per_case for line in lines],
     ]
 
 

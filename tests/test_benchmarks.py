@@ -424,8 +424,22 @@ def test_deep_levers_probe_runs_each_lever_and_gets_a_section_of_its_own(tmp_pat
     (tmp_path / "main" / "quality.json").write_text(
         json.dumps({"environment": {}, "size": 32, "steps": 2, "rows": [{**rows[0], "layer": "conv1_1"}]})
     )
-    report.main([tmp_path / "main"], root=tmp_path / "out", levers=[out])
+    # another network's levers (its own file): their rows, and a per-photo table of their own
+    other = tmp_path / "other" / "levers.json"
+    other.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "probes" / "deep_levers.py"), "steps=3", "--model",
+         "efficientnet_lite0_offline", "--layer", "stage2", "--photos", "coffee", "--size", "32", "--out", str(other)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report.main([tmp_path / "main"], root=tmp_path / "out", levers=[out, other])
     section = (tmp_path / "out" / "QUALITY.md").read_text().partition("## Levers for deep layers")[2]
     assert "| vgg16_offline | relu1_2 | steps=3 | 3 |" in section and "| coffee |" in section
+    assert "| efficientnet_lite0_offline | stage2 | steps=3 | 3 |" in section
+    per_photo = section.partition("Per photo:")[2]
+    vgg, _, effnet = per_photo.partition("efficientnet_lite0_offline stage2:")
+    assert "vgg16_offline relu1_2:" in vgg and "| chelsea |" in vgg
+    assert "| coffee |" in effnet and "| chelsea |" not in effnet  # only the photo it ran
     assert "(docs/quality/levers/grid_vgg16_offline_relu1_2.png)" in section
     assert (tmp_path / "out" / "docs" / "quality" / "levers" / "grid_vgg16_offline_relu1_2.png").is_file()

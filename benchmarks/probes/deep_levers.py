@@ -12,6 +12,7 @@ over. Levers (names on the command line):
 - ``A+B``          levers A and B together (``transforms+steps=100``);
 - ``transforms``   random jitter, scale and rotation each step (Olah et al. 2017), off for the
   last 20 steps (the default from stride 32 since 2026-12-07);
+- ``strong-transforms`` twice the shift and zoom, twice the angle (jitter=8,scale=0.2,rotate=20);
 - ``ensemble``     relu4_3 added to the objective at weight 0.1 (its normalised error);
 - ``restarts``     two seeds of 100 steps each (the default's compute), the lower final loss kept;
 - ``flat``         the photo's mean colour everywhere (the floor);
@@ -44,12 +45,13 @@ from featinv.nets.models import load_model
 from featinv.optim.inversion import Inversion
 
 UNSEEN = ("grace_hopper", "motorcycle", "hubble_deep_field", "retina", "coins", "gravel")
-MODEL = "vgg16_offline"
+MODEL = "vgg16_offline"  # the default --model
 
 LEVERS: dict[str, dict[str, Any]] = {
     "default": {},
     "no-transforms": {"transforms": "none", "jitter_off_last": 0},
     "transforms": {"transforms": "jitter=4,scale=0.1,rotate=10", "jitter_off_last": 20},
+    "strong-transforms": {"transforms": "jitter=8,scale=0.2,rotate=20", "jitter_off_last": 20},
     "ensemble": {"layers": "{layer},relu4_3:0.1"},
     "restarts": {"restarts": 2, "steps": 100},
     "pyramid": {"param": "pyramid", "chroma_scale": 8},
@@ -68,6 +70,7 @@ def lever(name: str, layer: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("levers", nargs="+")
+    parser.add_argument("--model", default=MODEL, help="the network inverted (its judge: featinv.nets.judge)")
     parser.add_argument("--layer", default="pool5")
     parser.add_argument("--photos", nargs="+", default=[*quality.PHOTOS, *UNSEEN])
     parser.add_argument("--size", type=int, default=128)
@@ -75,23 +78,23 @@ def main() -> None:
     parser.add_argument("--grids", type=Path)
     args = parser.parse_args()
 
-    cache: dict = {(MODEL, None): load_model(MODEL)}
+    cache: dict = {(args.model, None): load_model(args.model)}
     old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     rows = quality.from_json(old)
     for name in args.levers:
         if name == "flat":
-            flat = quality.run_case(MODEL, args.layer, "flat", args.photos, args.size, 0, cache)
+            flat = quality.run_case(args.model, args.layer, "flat", args.photos, args.size, 0, cache)
             done, images, targets = [r for r, _, _ in flat], {name: [im for _, im, _ in flat]}, [t for _, _, t in flat]
         else:
-            done, images, targets = run_lever(name, args.layer, args.photos, args.size, cache)
-        done = quality.judge_rows(done, MODEL, args.layer, images, targets, args.photos, args.size, cache)
+            done, images, targets = run_lever(name, args.model, args.layer, args.photos, args.size, cache)
+        done = quality.judge_rows(done, args.model, args.layer, images, targets, args.photos, args.size, cache)
         rows = [r for r in rows if r.method != name] + done
-        print(quality._summary_line(f"{MODEL}:{args.layer}", name, done), flush=True)
+        print(quality._summary_line(f"{args.model}:{args.layer}", name, done), flush=True)
         if args.grids:
             quality.save_grid(targets, images, args.photos, f"{args.layer} {name}", args.grids / f"{name}.png")
             levers = list(dict.fromkeys(r.method for r in rows))
             combine_grids(
-                [args.grids / f"{m}.png" for m in levers], args.out.with_name(f"grid_{MODEL}_{args.layer}.png")
+                [args.grids / f"{m}.png" for m in levers], args.out.with_name(f"grid_{args.model}_{args.layer}.png")
             )
         environment = bench.environment(torch.device("cpu"))
         data = {"environment": environment, "size": args.size, "steps": 200, "rows": quality.to_json(rows)}
@@ -100,14 +103,14 @@ def main() -> None:
     print(per_photo(rows))
 
 
-def run_lever(name: str, layer: str, photos: list[str], size: int, cache: dict) -> tuple[list, dict, list]:
+def run_lever(name: str, model: str, layer: str, photos: list[str], size: int, cache: dict) -> tuple[list, dict, list]:
     """Every photo through the defaults changed by lever ``name``, as one batch: rows, images, targets."""
-    options = [{**quality._config(p, MODEL, layer, "default", size, 200), **lever(name, layer)} for p in photos]
-    results = Inversion([from_dict(o) for o in options], cache[(MODEL, None)]).run_all()
+    options = [{**quality._config(p, model, layer, "default", size, 200), **lever(name, layer)} for p in photos]
+    results = Inversion([from_dict(o) for o in options], cache[(model, None)]).run_all()
     rows = [
         quality._row(
             p,
-            MODEL,
+            model,
             layer,
             name,
             r.steps,
