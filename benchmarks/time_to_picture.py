@@ -7,7 +7,7 @@ against the photo, and EfficientNet-Lite0's verdict (featinv.nets.judge: the cos
 features with the photo's, and the rank of the photo among itself and the 21 built-in photos). The
 numbers go to a JSON file, the curves (mean over the photos) to a PNG.
 
-    python benchmarks/time_to_picture.py --out benchmarks/results/quality/2026-12-07-time-to-picture.json \\
+    python benchmarks/time_to_picture.py --out benchmarks/results/quality/2026-12-08-time-to-picture.json \\
         --plot docs/quality/time_to_picture.png
 """
 

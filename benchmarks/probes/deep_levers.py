@@ -9,6 +9,7 @@ over. Levers (names on the command line):
 - ``default``      the defaults as they are (dip, 200 steps, the transforms below from stride 32);
 - ``no-transforms`` the defaults without transforms (the defaults before 2026-12-07);
 - ``steps=N``      the defaults with N steps (the cosine schedule over N steps, not a cut-off run);
+  any ``key=value`` sets that config value the same way (``tv=0.2``, ``param=pixel``);
 - ``A+B``          levers A and B together (``transforms+steps=100``);
 - ``transforms``   random jitter, scale and rotation each step (Olah et al. 2017), off for the
   last 20 steps (the default from stride 32 since 2026-12-07);
@@ -62,8 +63,9 @@ def lever(name: str, layer: str) -> dict[str, Any]:
     """The config values lever ``name`` changes at ``layer``; ``a+b``: both (b's values win)."""
     if "+" in name:
         return {k: v for part in name.split("+") for k, v in lever(part, layer).items()}
-    if name.startswith("steps="):
-        return {"steps": int(name.partition("=")[2])}
+    if "=" in name:  # a config value as the command line would give it (from_dict coerces it)
+        key, _, value = name.partition("=")
+        return {key.replace("-", "_"): value}
     return {k: v.format(layer=layer) if isinstance(v, str) else v for k, v in LEVERS[name].items()}
 
 
