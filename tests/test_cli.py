@@ -397,10 +397,13 @@ def test_a_caught_ctrl_c_that_escaped_generated_code_still_exits_130_under_pytho
     (tmp_path / "second_ctrl_c.py").write_text(
         "import os, signal, sys\n"
         "from featinv.cli import _exit_interrupted\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # as featinv's CLI does: a Ctrl-C
+        # raises even where the test runs with SIGINT ignored (a background job of a shell)
         "try:\n"
         "    exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10**7): pass')\n"
         "except KeyboardInterrupt:\n"
         "    sys.exit(_exit_interrupted())\n"
+        "sys.exit('the Ctrl-C never came')\n"
     )
     proc = subprocess.run([sys.executable, "-m", "second_ctrl_c"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 130, (proc.returncode, proc.stderr)

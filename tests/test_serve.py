@@ -156,8 +156,9 @@ def test_a_run_is_started_watched_reported_and_compared_from_the_page(explorer, 
     fill_run(page, layers="res3", steps="40")
     other = start_and_finish(page)
     page.wait_for_function("document.querySelectorAll('#runs tr.run').length == 2", timeout=10_000)
-    for box in page.query_selector_all("#runs input[type=checkbox]"):
-        box.check()
+    boxes = page.locator("#runs input[type=checkbox]")  # a locator: the table is redrawn every 3 s
+    for i in range(boxes.count()):
+        boxes.nth(i).check()
     page.click("#compare")
     page.wait_for_function(
         "document.getElementById('viewer').src.includes('compare/') || document.getElementById('error').textContent",
