@@ -1,5 +1,5 @@
-"""Probe: which levers make VGG16 pool5 reconstructions more recognisable? (QUALITY.md, "Levers
-for deep layers")
+"""Probe: which levers make a layer's reconstructions more recognisable (VGG16 pool5 unless
+--model and --layer say otherwise)? (QUALITY.md, "Levers for deep layers")
 
 Runs each lever as a change to the defaults (128 px, one batch per lever) on the ten benchmark
 photos and the six unseen ones, and shows every reconstruction to the judge (EfficientNet-Lite0,
